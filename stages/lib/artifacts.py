@@ -1,0 +1,84 @@
+"""Write stage outputs so that a failure never leaves a half-written artifact behind.
+
+Files are written to a temporary sibling and renamed into place; directories are built in a
+temporary sibling and swapped in whole. JSON is written with sorted keys and no timestamps,
+so the same inputs give byte-identical files.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Iterator
+
+
+def _temporary_sibling(path: str, directory: bool) -> str:
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    prefix = ".{}.partial-".format(os.path.basename(path))
+    if directory:
+        return tempfile.mkdtemp(prefix=prefix, dir=parent)
+    handle, temp = tempfile.mkstemp(prefix=prefix, dir=parent)
+    os.close(handle)
+    return temp
+
+
+def remove(path: str) -> None:
+    """Delete a file or a directory tree if it exists."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+@contextlib.contextmanager
+def staged_file(path: str) -> Iterator[str]:
+    """Yield a temporary path to write; it replaces `path` only if the block succeeds."""
+    temp = _temporary_sibling(path, directory=False)
+    try:
+        yield temp
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+
+
+@contextlib.contextmanager
+def staged_dir(path: str) -> Iterator[str]:
+    """Yield a temporary directory to fill; it replaces `path` only if the block succeeds."""
+    temp = _temporary_sibling(path, directory=True)
+    try:
+        yield temp
+        os.chmod(temp, 0o755)
+        remove(path)
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            shutil.rmtree(temp)
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    with staged_file(path) as temp:
+        with open(temp, "wb") as handle:
+            handle.write(data)
+
+
+def write_text(path: str, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def json_text(data: Any) -> str:
+    """The project's one JSON layout: sorted keys, two-space indent, final newline."""
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_json(path: str, data: Any) -> None:
+    write_text(path, json_text(data))
+
+
+def read_json(path: str) -> Any:
+    with open(path, "r", encoding="utf-8") as handle:
+        return json.load(handle)

@@ -1,0 +1,62 @@
+"""The calibration array: train crops only, resized and pre-whitened like the seed."""
+from __future__ import annotations
+
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from stages import crop_faces, representative_dataset
+from stages.lib import faces
+from stages.lib.keras_h5 import KerasFileError, model_input_size
+
+PARAMS = dict(scale_factor=1.1, min_neighbors=3, min_size=40, margin=10, max_faces=6,
+              min_faces=1, seed=0)
+
+
+def test_dataset_holds_train_crops_only_preprocessed_in_order(default_inputs, tmp_path):
+    _, photos = default_inputs
+    faces_dir = str(tmp_path / "faces")
+    manifest, _ = crop_faces.crop_all(photos, faces_dir, PARAMS)
+    crops = representative_dataset.calibration_crops(manifest, max_samples=4)
+    assert len(crops) == 4 and all(crop.startswith("train/") for crop in crops)
+    assert crops == [e["crop"] for e in manifest if e["split"] == "train"][:4]
+
+    path = str(tmp_path / "calibration.npy")
+    shape = representative_dataset.write_dataset(crops, faces_dir, (160, 160), "rgb", path)
+    assert shape == (4, 160, 160, 3)
+    array = np.load(path, mmap_mode="r")
+    assert array.dtype == np.float32 and array.shape == shape
+    for index, crop in enumerate(crops):
+        expected = faces.model_input(faces.read_image(os.path.join(faces_dir, crop), "rgb"),
+                                     (160, 160))
+        np.testing.assert_array_equal(array[index], expected)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_bad_crop_leaves_no_partial_array(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "bad.png").write_bytes(b"not a png")
+    path = str(tmp_path / "calibration.npy")
+    with pytest.raises(faces.ImageError, match="bad.png: not a readable image"):
+        representative_dataset.write_dataset(["train/bad.png"], str(tmp_path), (8, 8), "rgb", path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train"]
+
+
+def test_model_input_size_of_the_real_model(facenet_h5):
+    assert model_input_size(facenet_h5) == (160, 160)
+
+
+def test_not_a_keras_model_is_refused_clearly(tmp_path):
+    text = tmp_path / "model.h5"
+    text.write_text("hello")
+    with pytest.raises(KerasFileError, match="model.h5: not an HDF5 file"):
+        model_input_size(str(text))
+    weights_only = str(tmp_path / "weights.h5")
+    with h5py.File(weights_only, "w") as handle:
+        handle.create_dataset("w", data=np.zeros(3))
+    with pytest.raises(KerasFileError, match="weights.h5: HDF5 file without a 'model_config'"):
+        model_input_size(weights_only)
+    with pytest.raises(KerasFileError, match="missing.h5: no such file.*inputs.model"):
+        model_input_size(str(tmp_path / "missing.h5"))

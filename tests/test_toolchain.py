@@ -1,0 +1,58 @@
+"""toolchain.yaml: what it records, and the entry point's refusal to run under a stale one."""
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+
+import tensorflow as tf
+import yaml
+
+from stages import toolchain
+
+
+def test_current_toolchain_reports_the_real_versions():
+    actual = toolchain.current_toolchain("edgetpu_compiler_that_does_not_exist")
+    assert actual["tensorflow"] == tf.__version__
+    assert actual["python"] == platform.python_version()
+    assert actual["edgetpu_compiler"] == toolchain.PREDICTED
+    assert set(actual) == {"tensorflow", "h5py", "numpy", "opencv", "scikit-image", "tflite",
+                           "python", "edgetpu_compiler", "runtime"}
+
+
+def test_stale_keys_lists_only_the_differences():
+    assert toolchain.stale_keys({"a": "1", "b": "2"}, {"a": "1", "b": "3", "c": "4"}) == {
+        "b": ("2", "3"), "c": (None, "4")}
+    assert toolchain.stale_keys(None, {"a": "1"}) == {"a": (None, "1")}
+
+
+def run(args, cwd):
+    return subprocess.run([sys.executable] + args, cwd=cwd, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True)
+
+
+def test_entry_point_refuses_a_stale_toolchain_and_rewrite_fixes_it(tmp_path):
+    import shutil
+    shutil.copy("params.yaml", str(tmp_path / "params.yaml"))
+    assert run(["-m", "stages.toolchain"], str(tmp_path)).returncode == 0
+    first = (tmp_path / "toolchain.yaml").read_bytes()
+    again = run(["-m", "stages.toolchain"], str(tmp_path))
+    assert "up to date" in again.stdout and (tmp_path / "toolchain.yaml").read_bytes() == first
+
+    recorded = yaml.safe_load(first)
+    recorded["tensorflow"] = "1.15.5"
+    (tmp_path / "toolchain.yaml").write_text(yaml.safe_dump(recorded))
+    assert run(["-m", "stages.toolchain", "--check"], str(tmp_path)).returncode == 1
+    refused = run(["-m", "stages", "crop_faces"], str(tmp_path))
+    assert refused.returncode == 1
+    assert "tensorflow: recorded 1.15.5, found {}".format(tf.__version__) in refused.stdout
+    assert "Traceback" not in refused.stdout
+
+    fixed = run(["-m", "stages.toolchain"], str(tmp_path))
+    assert "tensorflow 1.15.5 -> {}".format(tf.__version__) in fixed.stdout
+    assert (tmp_path / "toolchain.yaml").read_bytes() == first
+
+
+def test_unknown_stage_gives_usage():
+    done = run(["-m", "stages", "train"], ".")
+    assert done.returncode == 2 and "usage: python -m stages" in done.stdout
