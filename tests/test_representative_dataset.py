@@ -51,12 +51,12 @@ def test_model_input_size_of_the_real_model(facenet_h5):
 def test_not_a_keras_model_is_refused_clearly(tmp_path):
     text = tmp_path / "model.h5"
     text.write_text("hello")
-    with pytest.raises(KerasFileError, match="model.h5: not an HDF5 file"):
+    with pytest.raises(KerasFileError, match="model.h5 is not an HDF5 file"):
         model_input_size(str(text))
     weights_only = str(tmp_path / "weights.h5")
     with h5py.File(weights_only, "w") as handle:
         handle.create_dataset("w", data=np.zeros(3))
-    with pytest.raises(KerasFileError, match="weights.h5: HDF5 file without a 'model_config'"):
+    with pytest.raises(KerasFileError, match="weights.h5 is an HDF5 file but not a saved Keras model"):
         model_input_size(weights_only)
-    with pytest.raises(KerasFileError, match="missing.h5: no such file.*inputs.model"):
+    with pytest.raises(KerasFileError, match="not found: .*missing.h5. Set inputs.model"):
         model_input_size(str(tmp_path / "missing.h5"))

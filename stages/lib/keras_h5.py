@@ -15,21 +15,40 @@ class KerasFileError(PipelineError, ValueError):
 
 
 def read_model_config(h5_path: str) -> Dict[str, Any]:
-    """The `model_config` JSON of a Keras h5 file (bytes or str, whatever h5py returns)."""
-    if not os.path.isfile(h5_path):
-        raise KerasFileError("{}: no such file. Set inputs.model in params.yaml to your Keras "
-                             ".h5 model, or run fetch_inputs for the default one.".format(h5_path))
+    """The `model_config` of a Keras h5 file, as a dict (bytes or str, whatever h5py returns)."""
+    if not os.path.exists(h5_path):
+        raise KerasFileError("Keras model file not found: {}. Set inputs.model in params.yaml "
+                             "to your .h5 model, or run fetch_inputs for the default one.".format(
+                                 h5_path))
+    if os.path.isdir(h5_path):
+        raise KerasFileError("{} is a directory, not a Keras .h5 file (SavedModel directories "
+                             "are not supported; save the model with model.save('x.h5')).".format(
+                                 h5_path))
     if not h5py.is_hdf5(h5_path):
-        raise KerasFileError("{}: not an HDF5 file, so not a Keras .h5 model (SavedModel "
-                             "folders and .keras archives are not supported).".format(h5_path))
+        with open(h5_path, "rb") as handle:
+            head = handle.read(16)
+        raise KerasFileError("{} is not an HDF5 file, so not a Keras .h5 model (its first bytes: "
+                             "{!r}).".format(h5_path, head))
     with h5py.File(h5_path, "r") as handle:
         raw = handle.attrs.get("model_config")
+        groups = sorted(handle.keys())
     if raw is None:
-        raise KerasFileError("{}: HDF5 file without a 'model_config' attribute: it holds no "
-                             "Keras model (weights-only files are not enough).".format(h5_path))
+        raise KerasFileError(
+            "{} is an HDF5 file but not a saved Keras model: it has no 'model_config' attribute "
+            "(top-level groups: {}). A weights-only file (model.save_weights) cannot be loaded "
+            "without the code that builds the model; save it with model.save().".format(
+                h5_path, ", ".join(groups) or "none"))
+    if hasattr(raw, "tobytes") and not isinstance(raw, (bytes, str)):
+        raw = raw.tobytes()
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8")
-    return json.loads(raw)
+    try:
+        config = json.loads(raw)
+    except ValueError as error:
+        raise KerasFileError("{}: 'model_config' is not valid JSON ({})".format(h5_path, error))
+    if not isinstance(config, dict) or "class_name" not in config or "config" not in config:
+        raise KerasFileError("{}: 'model_config' is not a Keras model config".format(h5_path))
+    return config
 
 
 def model_input_size(h5_path: str) -> Tuple[int, int]:

@@ -57,6 +57,9 @@ import struct
 import tempfile
 from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
+from stages.lib.errors import PipelineError
+from stages.lib.keras_h5 import read_model_config
+
 # Every TensorFlow attribute path this module uses, relative to the `tensorflow` module. The same
 # code runs under TF 1.15 and TF 2.x, so a test can check each path against both APIs.
 TF_API = (
@@ -68,7 +71,7 @@ TF_API = (
 PARAMS_KEY = "quantize.lambda_functions"
 
 
-class LegacyKerasError(Exception):
+class LegacyKerasError(PipelineError):
     """The h5 file or one of its Lambda layers cannot be loaded; the message says what to do."""
 
 
@@ -880,45 +883,6 @@ def compile_lambda(source: str, namespace: Mapping[str, Any], where: str = "lamb
 # Model config
 # --------------------------------------------------------------------------------------------
 
-def read_model_config(h5_path: str) -> Dict[str, Any]:
-    """The `model_config` of a Keras h5 file, as a dict (clear errors for anything else)."""
-    import h5py
-
-    if not os.path.exists(h5_path):
-        raise LegacyKerasError("Keras model file not found: {}".format(h5_path))
-    if os.path.isdir(h5_path):
-        raise LegacyKerasError("{} is a directory, not a Keras .h5 file (a SavedModel "
-                               "directory is not supported here)".format(h5_path))
-    if not h5py.is_hdf5(h5_path):
-        raise LegacyKerasError("{} is not an HDF5 file, so not a Keras .h5 model (its first "
-                               "bytes: {!r})".format(h5_path, _head(h5_path)))
-    with h5py.File(h5_path, "r") as handle:
-        raw = handle.attrs.get("model_config")
-        keys = sorted(handle.keys())
-    if raw is None:
-        raise LegacyKerasError(
-            "{} is an HDF5 file but not a saved Keras model: it has no 'model_config' "
-            "attribute (top-level groups: {}). A weights-only file (model.save_weights) cannot "
-            "be loaded without the code that builds the model; save it with model.save()."
-            .format(h5_path, ", ".join(keys) or "none"))
-    if hasattr(raw, "tobytes") and not isinstance(raw, (bytes, str)):
-        raw = raw.tobytes()
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8")
-    try:
-        config = json.loads(raw)
-    except ValueError as error:
-        raise LegacyKerasError("{}: 'model_config' is not valid JSON ({})".format(h5_path, error))
-    if not isinstance(config, dict) or "class_name" not in config or "config" not in config:
-        raise LegacyKerasError("{}: 'model_config' is not a Keras model config".format(h5_path))
-    return config
-
-
-def _head(path: str) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read(16)
-
-
 def _walk_layers(config: Any) -> Iterator[Dict[str, Any]]:
     """Every layer dict of a model config, nested models included."""
     inner = config.get("config") if isinstance(config, dict) else None
@@ -947,13 +911,16 @@ def lambda_layers(config: Dict[str, Any],
     not a Lambda layer of the model is an error (a typo would otherwise be ignored silently).
     """
     lambda_sources = dict(lambda_sources or {})
+    layers = [layer for layer in _walk_layers(config) if layer.get("class_name") == "Lambda"]
+    names = [_layer_name(layer) for layer in layers]
+    unknown = sorted(set(lambda_sources) - set(names))
+    if unknown:
+        raise LegacyKerasError(
+            "{} names {} which {} not a Lambda layer of the model; its Lambda layers are: {}"
+            .format(PARAMS_KEY, ", ".join(repr(n) for n in unknown),
+                    "is" if len(unknown) == 1 else "are", ", ".join(names) or "none"))
     found = []
-    names = []
-    for layer in _walk_layers(config):
-        if layer.get("class_name") != "Lambda":
-            continue
-        name = _layer_name(layer)
-        names.append(name)
+    for layer, name in zip(layers, names):
         layer_config = layer.get("config", {})
         arguments = layer_config.get("arguments") or {}
         if name in lambda_sources:
@@ -982,12 +949,6 @@ def lambda_layers(config: Dict[str, Any],
             except UntranslatableLambdaError:
                 # Keras infers the output shape by calling the function when none is given.
                 found.append(LambdaLayer(name, "output_shape", "", "dropped", (), {}))
-    unknown = sorted(set(lambda_sources) - set(names))
-    if unknown:
-        raise LegacyKerasError(
-            "{} names {} which {} not a Lambda layer of the model; its Lambda layers are: {}"
-            .format(PARAMS_KEY, ", ".join(repr(n) for n in unknown),
-                    "is" if len(unknown) == 1 else "are", ", ".join(names) or "none"))
     return found
 
 
