@@ -4,16 +4,21 @@ This is the single entry point through which DVC runs stage code. It first check
 toolchain.yaml still describes the environment (so dvc.lock never records artifacts under
 a stale toolchain), then runs the stage module `stages.<stage>`. Errors the user can fix
 (bad params, bad input) are printed as one message; anything else keeps its traceback.
+
+With `runner: {kind: docker}` in params.yaml the same command runs inside the image instead
+(stages/runner.py), where this entry point runs again and does the check; `fetch_inputs`,
+which needs the network, stays on the host.
 """
 from __future__ import annotations
 
 import runpy
 import sys
 
-from stages import toolchain
+from stages import runner, toolchain
 from stages.lib.errors import PipelineError
 
-STAGES = ("fetch_inputs", "crop_faces", "representative_dataset", "quantize", "compile", "report")
+STAGES = ("fetch_inputs", "crop_faces", "representative_dataset", "quantize", "compile",
+          "fidelity", "report")
 
 
 def check_toolchain() -> None:
@@ -35,7 +40,11 @@ def main(argv=None) -> int:
         return 2
     stage = argv[0]
     try:
-        check_toolchain()
+        chosen = runner.configured()
+        if chosen["kind"] == "docker" and stage not in runner.HOST_STAGES:
+            return runner.run_stage(stage, chosen["image"])
+        if chosen["kind"] == "local":  # a host stage under the docker runner uses no toolchain key
+            check_toolchain()
         sys.argv = ["stages." + stage]
         runpy.run_module("stages." + stage, run_name="__main__", alter_sys=True)
     except PipelineError as error:

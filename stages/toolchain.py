@@ -10,6 +10,10 @@ nothing. `python -m stages <stage>` refuses to run when the file is stale.
 Example:
     python -m stages.toolchain          # write toolchain.yaml if it changed
     python -m stages.toolchain --check  # exit 1 if it is stale
+    python -m stages.toolchain --print  # print this environment's toolchain, write nothing
+
+Under the docker runner (params.yaml `runner`), the toolchain is the image's: it is read by
+running `--print` inside the image, and `runtime` holds the image's content id.
 """
 from __future__ import annotations
 
@@ -22,7 +26,9 @@ from typing import Dict, Optional
 
 import yaml
 
+from stages import runner
 from stages.lib import artifacts
+from stages.lib.errors import PipelineError
 from stages.lib.params import Field, section
 
 TOOLCHAIN_FILE = "toolchain.yaml"
@@ -36,13 +42,14 @@ DISTRIBUTIONS = {
     "opencv": ("opencv-python-headless", "opencv-python"),
     "scikit-image": ("scikit-image",),
     "tflite": ("tflite",),
+    "matplotlib": ("matplotlib",),
 }
 
 
 def distribution_version(names) -> str:
     """Version of the first installed distribution among `names`, or "absent"."""
     try:
-        from importlib import metadata
+        from importlib import metadata  # novermin (Python 3.7 falls back below)
         lookup, missing = metadata.version, metadata.PackageNotFoundError
     except ImportError:  # Python 3.7, in the TF 1.15 image
         import pkg_resources
@@ -80,8 +87,16 @@ def current_toolchain(compiler: str) -> Dict[str, str]:
     toolchain = {key: distribution_version(names) for key, names in DISTRIBUTIONS.items()}
     toolchain["python"] = platform.python_version()
     toolchain["edgetpu_compiler"] = compiler_version(compiler)
-    toolchain["runtime"] = "local {} {}".format(platform.system(), platform.machine())
+    toolchain["runtime"] = runner.local_runtime()
     return toolchain
+
+
+def stage_toolchain(compiler: str) -> Dict[str, str]:
+    """The toolchain the stages run with: this interpreter's, or the docker runner's image's."""
+    chosen = runner.configured()
+    if chosen["kind"] == "docker":
+        return runner.container_toolchain(chosen["image"])
+    return current_toolchain(compiler)
 
 
 def recorded_toolchain(path: str = TOOLCHAIN_FILE) -> Optional[Dict[str, str]]:
@@ -112,8 +127,17 @@ def compiler_param() -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
+    parser.add_argument("--print", action="store_true", dest="print_only",
+                        help="print this environment's toolchain; write nothing")
     args = parser.parse_args(argv)
-    actual = current_toolchain(compiler_param())
+    if args.print_only:
+        sys.stdout.write(toolchain_text(current_toolchain(compiler_param())))
+        return 0
+    try:
+        actual = stage_toolchain(compiler_param())
+    except PipelineError as error:
+        print("toolchain: {}".format(error), file=sys.stderr)
+        return 1
     differences = stale_keys(recorded_toolchain(), actual)
     if args.check:
         for key, (old, new) in differences.items():

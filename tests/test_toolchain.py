@@ -16,7 +16,7 @@ def test_current_toolchain_reports_the_real_versions():
     assert actual["tensorflow"] == tf.__version__
     assert actual["python"] == platform.python_version()
     assert actual["edgetpu_compiler"] == toolchain.PREDICTED
-    assert set(actual) == {"tensorflow", "h5py", "numpy", "opencv", "scikit-image", "tflite",
+    assert set(actual) == {"tensorflow", "h5py", "numpy", "opencv", "scikit-image", "tflite", "matplotlib",
                            "python", "edgetpu_compiler", "runtime"}
 
 

@@ -1,0 +1,170 @@
+"""Write the pipeline's report: reports/report.md and the DVC metrics reports/metrics.json.
+
+It puts the file sizes of the Keras model, the int8 TFLite model and (when compiled) the
+Edge TPU model next to the seed's figures, the operator table with each operator's status,
+the memory lines, whether the compile result is real or predicted, the crop statistics,
+the model's real input/output quantization, and the toolchain.
+
+Example:
+    python -m stages report
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+from edgetpu_analyzer.result import CompileResult, format_size
+from stages.html_report import render_html
+from stages.lib import artifacts
+from stages.lib.log import get_logger
+from stages.lib.params import inputs
+from stages.lib.seed import SEED_OPERATORS, SEED_SIZES
+
+REPORT_PATH = "reports/report.md"
+HTML_PATH = "reports/report.html"
+FIDELITY_PATH = "reports/fidelity.json"
+EMBEDDINGS_PNG = "reports/fidelity/embeddings.png"
+METRICS_PATH = "reports/metrics.json"
+CROP_METRICS = "reports/crop_metrics.json"
+TFLITE_PATH = "models/facenet_keras.tflite"
+QUANTIZATION_PATH = "models/quantization.json"
+COMPILE_DIR = "models/edgetpu"
+COMPILE_RESULT = os.path.join(COMPILE_DIR, "compile_result.json")
+TOOLCHAIN_PATH = "toolchain.yaml"
+
+log = get_logger("report")
+
+
+def file_size(path: str) -> Optional[int]:
+    return os.path.getsize(path) if os.path.exists(path) else None
+
+
+def edgetpu_model_path(result: CompileResult) -> Optional[str]:
+    """The compiled model inside models/edgetpu/, if the real compiler produced one."""
+    if result.predicted or not result.output_model:
+        return None
+    path = os.path.join(COMPILE_DIR, os.path.basename(result.output_model))
+    return path if os.path.exists(path) else None
+
+
+def collect_metrics(sizes: Dict[str, Optional[int]], result: CompileResult,
+                    quantization: Dict[str, Any], crops: Dict[str, Any]) -> Dict[str, Any]:
+    """The numbers `dvc metrics diff` compares between runs (flat, no nulls)."""
+    metrics = {
+        "size_bytes": {name: size for name, size in sorted(sizes.items()) if size is not None},
+        "compile": {
+            "predicted": result.predicted,
+            "succeeded": result.succeeded,
+            "total_operations": result.total_operations or 0,
+            "operations_on_edgetpu": result.operations_on_edgetpu or 0,
+            "operations_on_cpu": result.operations_on_cpu or 0,
+            "mapped_fraction": round(result.mapped_fraction(), 6),
+            "edgetpu_subgraphs": result.edgetpu_subgraphs or 0,
+            "on_chip_memory_used_bytes": result.on_chip_memory_used_bytes or 0,
+            "off_chip_memory_bytes": result.off_chip_memory_bytes or 0,
+        },
+        # One number per (operator, status) row, so `dvc metrics diff` shows operators that
+        # changed status between runs, like `oplog-diff` does.
+        "operators": {row.operator: {} for row in result.operators},
+        "tflite_operators": sum(quantization["operators"].values()),
+        "calibration_samples": quantization["calibration_samples"],
+        "crops": {split: counts["cropped"] for split, counts in sorted(crops.items())},
+    }
+    for row in result.operators:
+        metrics["operators"][row.operator][row.status] = row.count
+    return metrics
+
+
+def _table(header: List[str], rows: List[List[Any]]) -> List[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines.extend("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows)
+    return lines
+
+
+def _bytes(size: Optional[int]) -> str:
+    return "{:,}".format(size) if size is not None else "–"
+
+
+def render_markdown(sizes: Dict[str, Optional[int]], result: CompileResult,
+                    quantization: Dict[str, Any], crops: Dict[str, Any],
+                    toolchain: Dict[str, str]) -> str:
+    """The Markdown report; every figure in it comes from the arguments."""
+    kind = "PREDICTED (no edgetpu_compiler here)" if result.predicted else "compiled"
+    lines = ["# FaceNet to Edge TPU: build report", "",
+             "Compile result: **{}**, compiler {}{}.".format(
+                 kind, result.compiler_version,
+                 ", `--min_runtime_version {}`".format(result.min_runtime_version)
+                 if result.min_runtime_version is not None else ""), ""]
+    if result.predicted:
+        lines += ["> The operator statuses and memory lines below are a prediction by "
+                  "`edgetpu-predict` from the compiler's published rules, not compiler output; "
+                  "the memory figures are estimates.", ""]
+    if result.fatal_error:
+        lines += ["**The compiler {} refuse the model:** `{}`".format(
+            "would" if result.predicted else "did", result.fatal_error), ""]
+
+    lines += ["## Sizes", ""]
+    names = [("keras_h5", "Keras model (.h5)"), ("tflite", "full-integer TFLite"),
+             ("edgetpu_tflite", "Edge TPU TFLite")]
+    lines += _table(["artifact", "bytes (this run)", "bytes (seed)"], [
+        [label, _bytes(sizes.get(name)), _bytes(SEED_SIZES[name])] for name, label in names])
+
+    lines += ["", "## Operators", ""]
+    rows = sorted(result.operators, key=lambda row: (row.operator, row.status))
+    lines += _table(["operator", "count", "status"],
+                    [[row.operator, row.count, row.status] for row in rows])
+    lines += ["", "{} operations: {} on the Edge TPU, {} on the CPU; {} Edge TPU subgraph(s).".format(
+        result.total_operations, result.operations_on_edgetpu, result.operations_on_cpu,
+        result.edgetpu_subgraphs), ""]
+    lines += _table(["operator", "TFLite count (this run)", "count in the seed's TF 1.15 model"], [
+        [name, quantization["operators"].get(name, 0), SEED_OPERATORS.get(name, 0)]
+        for name in sorted(set(quantization["operators"]) | set(SEED_OPERATORS))])
+
+    lines += ["", "## Parameter memory", ""]
+    memory = [("On-chip memory used for caching model parameters", result.on_chip_memory_used_bytes),
+              ("On-chip memory remaining for caching model parameters",
+               result.on_chip_memory_remaining_bytes),
+              ("Off-chip memory used for streaming uncached model parameters",
+               result.off_chip_memory_bytes)]
+    lines += _table(["line", "value"], [
+        [label, format_size(value) if value is not None else "–"] for label, value in memory])
+
+    lines += ["", "## Quantization", ""]
+    lines += _table(["tensor", "dtype", "shape", "scale", "zero point"], [
+        [side, quantization[side]["dtype"], "x".join(str(d) for d in quantization[side]["shape"]),
+         quantization[side]["scale"], quantization[side]["zero_point"]]
+        for side in ("input", "output")])
+    lines += ["", "Calibrated with {} train faces.".format(quantization["calibration_samples"])]
+
+    lines += ["", "## Calibration faces", ""]
+    reasons = ["photos", "cropped", "no_face", "margin_outside_image", "unreadable", "not_tried"]
+    lines += _table(["split"] + reasons, [
+        [split] + [crops[split].get(reason, 0) for reason in reasons] for split in sorted(crops)])
+
+    lines += ["", "## Toolchain", ""]
+    lines += _table(["component", "version"], [[key, toolchain[key]] for key in sorted(toolchain)])
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    result = CompileResult.from_dict(artifacts.read_json(COMPILE_RESULT))
+    quantization = artifacts.read_json(QUANTIZATION_PATH)
+    crops = artifacts.read_json(CROP_METRICS)
+    with open(TOOLCHAIN_PATH, "r", encoding="utf-8") as handle:
+        toolchain = yaml.safe_load(handle)
+    edgetpu_model = edgetpu_model_path(result)
+    sizes = {"keras_h5": file_size(inputs()["model"]), "tflite": file_size(TFLITE_PATH),
+             "edgetpu_tflite": file_size(edgetpu_model) if edgetpu_model else None}
+    fidelity = artifacts.read_json(FIDELITY_PATH)
+    artifacts.write_text(REPORT_PATH, render_markdown(sizes, result, quantization, crops, toolchain))
+    artifacts.write_text(HTML_PATH, render_html(
+        sizes, result, quantization, crops, toolchain, fidelity=fidelity,
+        embeddings_png=EMBEDDINGS_PNG))
+    artifacts.write_json(METRICS_PATH, collect_metrics(sizes, result, quantization, crops))
+    log.info("Wrote %s, %s and %s", REPORT_PATH, HTML_PATH, METRICS_PATH)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,452 @@
+"""The predictor, the .tflite reader and the edgetpu-predict command, on tiny real models.
+
+The models are built once per module with Keras and the TF 2.15 converter, each exercising one
+rule of the compiler (see edgetpu_analyzer/rules.py for the evidence behind each rule).
+"""
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from edgetpu_analyzer import cli
+from edgetpu_analyzer.parse import parse_compiler_stdout
+from edgetpu_analyzer.predict import predict, predict_file
+from edgetpu_analyzer.render import render_compiler_stdout
+from edgetpu_analyzer.result import (
+    KNOWN_STATUSES, STATUS_MAPPED, STATUS_MORE_THAN_ONE_SUBGRAPH, STATUS_OPERATION_NOT_SUPPORTED,
+    STATUS_OTHERWISE_SUPPORTED, STATUS_UNSUPPORTED_DATA_TYPE, STATUS_UNSUPPORTED_RANK,
+    STATUS_VERSION_NOT_SUPPORTED, CompileResult)
+from edgetpu_analyzer.tflite_reader import ModelReadError, read_model, read_model_bytes
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MIB = 1024 * 1024
+
+
+def _convert(model, io_type="int8", quantize=True):
+    import tensorflow as tf
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantize:
+        shape = tuple(dim or 1 for dim in model.input_shape)
+
+        def representative():
+            rng = np.random.default_rng(0)
+            for _ in range(4):
+                yield [rng.uniform(-1, 1, shape).astype(np.float32)]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if io_type is not None:
+            converter.inference_input_type = getattr(tf, io_type)
+            converter.inference_output_type = getattr(tf, io_type)
+    return converter.convert()
+
+
+def _build_all(directory):
+    import tensorflow as tf
+    layers = tf.keras.layers
+
+    def branchy(batch=1):
+        inp = layers.Input((16, 16, 3), batch_size=batch)
+        a = layers.Conv2D(8, 3, padding="same", activation="relu")(inp)
+        b = layers.Conv2D(8, 1)(inp)
+        x = layers.MaxPooling2D()(layers.Add()([a, b]))
+        x = layers.Concatenate()([x, layers.Conv2D(8, 3, padding="same")(x)])
+        return tf.keras.Model(inp, layers.Dense(4)(layers.GlobalAveragePooling2D()(x)))
+
+    def with_leaky_relu():
+        inp = layers.Input((16, 16, 3), batch_size=1)
+        x = layers.LeakyReLU()(layers.Conv2D(8, 3, padding="same")(inp))
+        x = layers.Conv2D(8, 3, padding="same")(x)
+        return tf.keras.Model(inp, layers.GlobalAveragePooling2D()(x))
+
+    def with_rank5():
+        inp = layers.Input((8, 8, 4), batch_size=1)
+        x = layers.Reshape((2, 4, 8, 8))(layers.Conv2D(8, 1)(inp))
+        x = layers.Lambda(lambda v: tf.nn.relu(v - 0.5))(x)   # an op working on the 5-D tensor
+        x = layers.Reshape((8, 8, 8))(x)
+        return tf.keras.Model(inp, layers.Conv2D(4, 1)(x))
+
+    def grouped_conv():
+        inp = layers.Input((8, 8, 4), batch_size=1)
+        return tf.keras.Model(inp, layers.Conv2D(8, 3, padding="same", groups=2)(inp))
+
+    def int8_exp():
+        inp = layers.Input((8,), batch_size=1)
+        return tf.keras.Model(inp, layers.Lambda(tf.exp)(layers.Dense(8)(inp)))
+
+    def bilinear_upsampling():
+        inp = layers.Input((8, 8, 4), batch_size=1)
+        x = layers.UpSampling2D(interpolation="bilinear")(layers.Conv2D(4, 1)(inp))
+        return tf.keras.Model(inp, x)
+
+    def keras_reshape_with_dynamic_batch():
+        inp = layers.Input((8, 8, 4))           # batch None: Reshape computes its shape
+        x = layers.Reshape((16, 32))(layers.Conv2D(8, 1)(inp))
+        return tf.keras.Model(inp, layers.Dense(4)(x))
+
+    def dynamic_batch_only():
+        inp = layers.Input((8, 8, 4))           # shape signature [-1, 8, 8, 4], static ops
+        return tf.keras.Model(inp, layers.Conv2D(8, 1)(inp))
+
+    models = {
+        "mapped_uint8": _convert(branchy(), "uint8"),
+        "mapped_int8": _convert(branchy(), "int8"),
+        "float_io": _convert(branchy(), None),
+        "float_model": _convert(branchy(), quantize=False),
+        "batch2": _convert(branchy(batch=2), "int8"),
+        "leaky_relu": _convert(with_leaky_relu(), "int8"),
+        "rank5": _convert(with_rank5(), "int8"),
+        "grouped_conv": _convert(grouped_conv(), "int8"),
+        "int8_exp": _convert(int8_exp(), "int8"),
+        "bilinear": _convert(bilinear_upsampling(), "int8"),
+        "dynamic_reshape": _convert(keras_reshape_with_dynamic_batch(), "int8"),
+        "dynamic_batch_only": _convert(dynamic_batch_only(), "int8"),
+    }
+    paths = {}
+    for name, data in models.items():
+        paths[name] = os.path.join(str(directory), name + ".tflite")
+        with open(paths[name], "wb") as handle:
+            handle.write(data)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return _build_all(tmp_path_factory.mktemp("tiny_models"))
+
+
+def rows(result):
+    return {(row.operator, row.status): row.count for row in result.operators}
+
+
+def statuses(result):
+    return [(op.operator, op.status) for op in result.execution_order]
+
+
+def assert_consistent(result):
+    """Invariants every successful prediction must satisfy."""
+    assert result.predicted and result.succeeded
+    assert all(row.status in KNOWN_STATUSES for row in result.operators)
+    assert sum(row.count for row in result.operators) == result.total_operations
+    assert len(result.execution_order) == result.total_operations
+    assert result.operations_on_edgetpu + result.operations_on_cpu == result.total_operations
+    assert result.edgetpu_subgraphs == (1 if result.operations_on_edgetpu else 0)
+
+
+# --- rules --------------------------------------------------------------------------------------
+
+def test_fully_mapped_uint8_model(tiny):
+    result = predict_file(tiny["mapped_uint8"], "15.0", min_runtime_version=12)
+    assert_consistent(result)
+    assert result.compiler_version == "15.0.340273435" and result.min_runtime_version == 12
+    assert result.operations_on_cpu == 0
+    assert rows(result) == {
+        ("QUANTIZE", STATUS_MAPPED): 2, ("CONV_2D", STATUS_MAPPED): 3,
+        ("ADD", STATUS_MAPPED): 1, ("MAX_POOL_2D", STATUS_MAPPED): 1,
+        ("CONCATENATION", STATUS_MAPPED): 1, ("MEAN", STATUS_MAPPED): 1,
+        ("FULLY_CONNECTED", STATUS_MAPPED): 1}
+    weights = sum(op.parameter_bytes for op in result.execution_order)
+    assert weights > 0
+    assert result.on_chip_memory_used_bytes >= weights and result.off_chip_memory_bytes == 0
+    assert result.on_chip_memory_used_bytes % 256 == 0
+    text = render_compiler_stdout(result)
+    assert "Number of operations that will run on CPU" not in text
+    assert "Started a compilation timeout timer" not in text      # 15.0 has no child process
+
+
+def test_float_input_and_output_leave_quantize_and_dequantize_on_cpu(tiny):
+    result = predict_file(tiny["float_io"])
+    assert_consistent(result)
+    order = statuses(result)
+    assert order[0] == ("QUANTIZE", STATUS_OTHERWISE_SUPPORTED)
+    assert order[-1] == ("DEQUANTIZE", STATUS_UNSUPPORTED_DATA_TYPE)
+    assert all(status == STATUS_MAPPED for _, status in order[1:-1])
+    assert (result.operations_on_edgetpu, result.operations_on_cpu) == (8, 2)
+    text = render_compiler_stdout(result)
+    assert "Number of operations that will run on Edge TPU: 8" in text
+    assert "Model successfully compiled but not all operations are supported" in text
+
+
+def test_unsupported_operator_in_the_middle_cuts_the_graph(tiny):
+    result = predict_file(tiny["leaky_relu"])
+    assert_consistent(result)
+    assert statuses(result) == [
+        ("CONV_2D", STATUS_MAPPED), ("LEAKY_RELU", STATUS_OPERATION_NOT_SUPPORTED),
+        ("CONV_2D", STATUS_MORE_THAN_ONE_SUBGRAPH), ("MEAN", STATUS_MORE_THAN_ONE_SUBGRAPH)]
+    # The same operator appears on two rows with different statuses.
+    assert rows(result)[("CONV_2D", STATUS_MAPPED)] == 1
+    assert rows(result)[("CONV_2D", STATUS_MORE_THAN_ONE_SUBGRAPH)] == 1
+    assert "LEAKY_RELU" in result.execution_order[2].reason
+    # Weights of the CPU-side convolution do not count as Edge TPU parameters.
+    first_conv = result.execution_order[0].parameter_bytes
+    assert result.on_chip_memory_used_bytes == -(-first_conv // 256) * 256
+
+
+def test_rank5_tensor_gets_the_rank_status_and_what_follows_leaves_the_subgraph(tiny):
+    result = predict_file(tiny["rank5"])
+    assert_consistent(result)
+    order = statuses(result)
+    assert order[0] == ("CONV_2D", STATUS_MAPPED)
+    assert order[-1] == ("CONV_2D", STATUS_MORE_THAN_ONE_SUBGRAPH)
+    middle = order[1:-1]
+    assert middle and all(status == STATUS_UNSUPPORTED_RANK for _, status in middle)
+    assert [name for name, _ in middle].count("RESHAPE") == 2
+
+
+def test_batch_of_two_breaks_the_rank_rule(tiny):
+    result = predict_file(tiny["batch2"])
+    assert_consistent(result)
+    assert result.operations_on_edgetpu == 0 and result.edgetpu_subgraphs == 0
+    assert rows(result)[("CONV_2D", STATUS_UNSUPPORTED_RANK)] == 3
+
+
+@pytest.mark.parametrize("compiler", ["15.0", "16.0"])
+def test_int8_needs_runtime_12(tiny, compiler):
+    result = predict_file(tiny["mapped_int8"], compiler, min_runtime_version=11)
+    assert_consistent(result)
+    assert {status for _, status in statuses(result)} == {STATUS_UNSUPPORTED_DATA_TYPE}
+    assert result.edgetpu_subgraphs == 0
+    assert (result.on_chip_memory_used_bytes, result.on_chip_memory_remaining_bytes,
+            result.off_chip_memory_bytes) == (0, 0, 0)
+    text = render_compiler_stdout(result)
+    assert "Number of Edge TPU subgraphs: 0" in text
+    assert "On-chip memory used for caching model parameters: 0.00B" in text
+    assert predict_file(tiny["mapped_int8"], compiler, 12).operations_on_cpu == 0
+
+
+def test_float_model_runs_entirely_on_cpu(tiny):
+    result = predict_file(tiny["float_model"])
+    assert_consistent(result)
+    assert result.operations_on_edgetpu == 0
+    assert all(status == STATUS_UNSUPPORTED_DATA_TYPE for _, status in statuses(result))
+
+
+def test_grouped_convolution_is_refused_with_the_compilers_error(tiny):
+    assert read_model(tiny["grouped_conv"]).operators[0].version == 6   # CONV_2D v6, TF 2.9+
+    result = predict_file(tiny["grouped_conv"], "16.0")
+    assert not result.succeeded and result.operators == []
+    assert result.fatal_error.splitlines() == [
+        "ERROR: Didn't find op for builtin opcode 'CONV_2D' version '6'. An older version of "
+        "this builtin might be supported. Are you using an old TFLite binary with a newer "
+        "model?", "", "ERROR: Registration failed.", "", "Invalid model: grouped_conv.tflite",
+        "Model could not be parsed"]
+    older = predict_file(tiny["grouped_conv"], "14.1")
+    assert older.fatal_error.startswith(
+        "ERROR: Didn't find op for builtin opcode 'CONV_2D' version '6'\n")
+    # The rendered refusal parses back as a refusal.
+    parsed = parse_compiler_stdout(render_compiler_stdout(result))
+    assert parsed.predicted and not parsed.succeeded
+
+
+def test_int8_exp_version_2_is_refused_by_compiler_16(tiny):
+    result = predict_file(tiny["int8_exp"], "16.0")
+    assert "builtin opcode 'EXP' version '2'" in result.fatal_error
+
+
+def test_known_but_unmappable_version_gives_version_not_supported(tiny):
+    resize = next(op for op in read_model(tiny["bilinear"]).operators
+                  if op.name == "RESIZE_BILINEAR")
+    assert resize.version == 3                      # half_pixel_centers
+    on_15 = predict_file(tiny["bilinear"], "15.0")
+    assert ("RESIZE_BILINEAR", STATUS_VERSION_NOT_SUPPORTED) in statuses(on_15)
+    on_16 = predict_file(tiny["bilinear"], "16.0")
+    assert ("RESIZE_BILINEAR", STATUS_MAPPED) in statuses(on_16)
+    # Compiler 2.0's TFLite (~1.15) cannot even parse RESIZE_BILINEAR v3 (ge#45).
+    assert "RESIZE_BILINEAR' version '3'" in predict_file(tiny["bilinear"], "2.0.267685300",
+                                                         12).fatal_error
+
+
+def test_computed_shapes_give_the_dynamic_tensor_error(tiny):
+    result = predict_file(tiny["dynamic_reshape"], "16.0")
+    assert result.fatal_error.splitlines()[0] == (
+        "ERROR: Attempting to use a delegate that only supports static-sized tensors with a "
+        "graph that has dynamic-sized tensors.")
+    assert any("RESHAPE takes its shape from a computed tensor" in note for note in result.notes)
+    text = render_compiler_stdout(result)
+    assert text.splitlines()[2:4] == ["Started a compilation timeout timer of 180 seconds.",
+                                      result.fatal_error.splitlines()[0]]
+    assert text.endswith("Compilation failed!\n")
+    # A -1 batch in the shape signature alone is not dynamic (TF2 Keras models carry it).
+    assert read_model(tiny["dynamic_batch_only"]).tensors[0].shape_signature[0] == -1
+    assert predict_file(tiny["dynamic_batch_only"]).operations_on_cpu == 0
+
+
+def test_execution_order_for_a_real_table_keeps_only_statuses_it_implies(tiny):
+    from edgetpu_analyzer.predict import execution_order_from_table
+    # Every operator type has one status: the table implies each operator's status.
+    predicted = predict_file(tiny["float_io"])
+    order = execution_order_from_table(read_model(tiny["float_io"]), predicted.operators)
+    assert statuses(CompileResult("x", False, execution_order=order)) == statuses(predicted)
+    # CONV_2D appears under two statuses: which convolution got which is unknown.
+    order = execution_order_from_table(read_model(tiny["leaky_relu"]),
+                                       predict_file(tiny["leaky_relu"]).operators)
+    assert [op.status for op in order] == [None, STATUS_OPERATION_NOT_SUPPORTED, None,
+                                           STATUS_MORE_THAN_ONE_SUBGRAPH]
+
+
+def test_memory_estimate_splits_at_the_assumed_capacity():
+    from edgetpu_analyzer.predict import estimate_memory
+    from edgetpu_analyzer.rules import ASSUMED_ON_CHIP_CAPACITY_BYTES as capacity
+    assert estimate_memory(0) == (0, 0, 0)
+    assert estimate_memory(1000) == (1024, capacity - 1024, 0)
+    used, remaining, off_chip = estimate_memory(20 * MIB)
+    assert used + remaining == capacity and used % 256 == 0
+    assert used + off_chip == 20 * MIB
+
+
+def test_compiler_2_0_prediction_uses_the_available_memory_header(tiny):
+    result = predict_file(tiny["mapped_uint8"], "2.0.267685300")
+    assert result.min_runtime_version == 12
+    text = render_compiler_stdout(result)
+    assert "On-chip memory available for caching model parameters: 6.91MiB" in text
+    assert "remaining" not in text
+    assert parse_compiler_stdout(text).on_chip_memory_available_bytes == \
+        result.on_chip_memory_available_bytes
+
+
+def test_bad_compiler_or_runtime_choice_is_refused(tiny):
+    with pytest.raises(ValueError, match="unknown Edge TPU compiler version"):
+        predict_file(tiny["mapped_int8"], "17.0")
+    with pytest.raises(ValueError, match="outside what compiler 15.0.340273435 targets"):
+        predict_file(tiny["mapped_int8"], "15.0", min_runtime_version=14)
+
+
+def test_prediction_structure_round_trips_through_json(tiny):
+    result = predict_file(tiny["leaky_relu"])
+    again = CompileResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert again == result
+    assert any("estimate" in note for note in result.notes)
+
+
+# --- FaceNet ----------------------------------------------------------------------------------
+
+def test_facenet_maps_every_operator(facenet_tflite):
+    result = predict_file(facenet_tflite, "15.0", min_runtime_version=12)
+    assert_consistent(result)
+    assert result.operations_on_cpu == 0
+    assert {status for _, status in statuses(result)} == {STATUS_MAPPED}
+    assert rows(result)[("CONV_2D", STATUS_MAPPED)] == 132
+    # Seed 000 (compiler 15.0, same network): on-chip 7.04MiB, off-chip 15.06MiB.
+    assert abs(result.on_chip_memory_used_bytes - 7.04 * MIB) < 0.5 * MIB
+    assert abs(result.off_chip_memory_bytes - 15.06 * MIB) < 1.0 * MIB
+    assert predict_file(facenet_tflite, "16.0", 12).operations_on_cpu == 0
+
+
+def test_cli_predicts_facenet_in_under_a_second(facenet_tflite):
+    command = [sys.executable, "-m", "edgetpu_analyzer.cli", facenet_tflite,
+               "--compiler-version", "15.0", "--min-runtime-version", "12"]
+    timings = []
+    for _ in range(3):   # best of 3: a busy test machine should not decide the verdict
+        start = time.monotonic()
+        completed = subprocess.run(command, cwd=REPO, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        timings.append(time.monotonic() - start)
+        assert completed.returncode == 0, completed.stderr
+    assert min(timings) < 1.0, "prediction took {:.2f} s at best".format(min(timings))
+    text = completed.stdout.decode()
+    assert text.startswith("# PREDICTION by edgetpu_analyzer")
+    assert "\nCONV_2D                        132        Mapped to Edge TPU\n" in text
+
+
+# --- reader robustness --------------------------------------------------------------------------
+
+def test_truncated_files_fail_with_a_clear_error(tiny):
+    with open(tiny["float_io"], "rb") as handle:
+        data = handle.read()
+    for cut in (8, 12, 64, len(data) // 3, len(data) // 2, len(data) - 16, len(data) - 1):
+        with pytest.raises(ModelReadError, match="damaged|truncated") as error:
+            read_model_bytes(data[:cut], "cut.tflite")
+        assert "\n" not in str(error.value)
+
+
+def test_random_bytes_and_empty_files_fail_with_a_clear_error(tmp_path):
+    rng = random.Random(7)
+    noise = bytes(rng.randrange(256) for _ in range(4096))
+    with pytest.raises(ModelReadError, match="not a TFLite model"):
+        read_model_bytes(noise)
+    with pytest.raises(ModelReadError, match="damaged|truncated"):
+        read_model_bytes(noise[:4] + b"TFL3" + noise[8:])
+    with pytest.raises(ModelReadError, match="empty"):
+        read_model_bytes(b"")
+    with pytest.raises(ModelReadError, match="no such file"):
+        read_model(str(tmp_path / "missing.tflite"))
+    with pytest.raises(ModelReadError, match="directory"):
+        read_model(str(tmp_path))
+
+
+def test_corrupted_bytes_never_escape_as_other_exceptions(tiny):
+    with open(tiny["float_io"], "rb") as handle:
+        data = handle.read()
+    rng = random.Random(3)
+    for _ in range(300):
+        damaged = bytearray(data)
+        for _ in range(rng.randint(1, 6)):
+            damaged[rng.randrange(8, len(damaged))] = rng.randrange(256)
+        try:
+            predict(read_model_bytes(bytes(damaged), "damaged.tflite"))
+        except ModelReadError:
+            pass
+
+
+# --- command line -------------------------------------------------------------------------------
+
+def _run_cli(args):
+    return subprocess.run([sys.executable, "-m", "edgetpu_analyzer.cli"] + args, cwd=REPO,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("make_input", ["missing", "empty", "random", "truncated"])
+def test_cli_bad_input_gives_one_line_and_exit_status_2(tiny, tmp_path, make_input):
+    path = tmp_path / "bad.tflite"
+    if make_input == "empty":
+        path.write_bytes(b"")
+    elif make_input == "random":
+        path.write_bytes(bytes(random.Random(1).randrange(256) for _ in range(1000)))
+    elif make_input == "truncated":
+        with open(tiny["mapped_int8"], "rb") as handle:
+            path.write_bytes(handle.read()[:900])
+    completed = _run_cli([str(path)])
+    stderr = completed.stderr.decode()
+    assert completed.returncode == 2
+    assert completed.stdout == b""
+    assert stderr.startswith("edgetpu-predict: error: ") and stderr.count("\n") == 1
+    assert "Traceback" not in stderr
+
+
+def test_cli_json_and_exit_status(tiny, capsys):
+    assert cli.main([tiny["leaky_relu"], "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["predicted"] is True and data["operations_on_cpu"] == 3
+    assert [item["status"] for item in data["execution_order"]][1] == \
+        STATUS_OPERATION_NOT_SUPPORTED
+    assert cli.main([tiny["grouped_conv"]]) == 1            # predicted refusal
+    out = capsys.readouterr().out
+    assert out.startswith("# PREDICTION") and "Model could not be parsed" in out
+    assert cli.main([tiny["mapped_int8"], "--compiler-version", "9"]) == 2
+    assert "unknown Edge TPU compiler version" in capsys.readouterr().err
+
+
+def test_cli_text_has_the_compilers_layout(tiny, capsys):
+    assert cli.main([tiny["float_io"], "--compiler-version", "16.0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("# PREDICTION") and "NOT edgetpu_compiler output" in lines[0]
+    assert lines[1:4] == ["Edge TPU Compiler version 16.0.384591198",
+                          "Started a compilation timeout timer of 180 seconds.", ""]
+    header = lines.index("Operator                       Count      Status")
+    assert lines[header + 1] == ""
+    assert lines[header + 2] == (
+        "QUANTIZE                       1          Operation is otherwise supported, but not "
+        "mapped due to some unspecified limitation")
+    assert "Compilation succeeded!" in lines
+    assert any(line.startswith("# note: Memory lines are estimates") for line in lines)
+
+
+def test_help_uses_defaults_formatter():
+    parser = cli.build_parser()
+    assert "(default: 16.0.384591198)" in parser.format_help()
