@@ -53,7 +53,8 @@ from stages.crop_faces import FACES_DIR, MANIFEST
 from stages.lib import artifacts, faces
 from stages.lib.errors import PipelineError
 from stages.lib.keras_h5 import model_input_size
-from stages.lib.legacy_keras import LegacyKerasError, load_model
+from stages.lib.legacy_keras import LegacyKerasError
+from stages.lib.tf_compat import graph_mode, load_keras_model, tensorflow
 from stages.lib.log import get_logger, timed
 from stages.lib.params import Field, inputs, section
 
@@ -372,21 +373,10 @@ def roc_csv(fpr: np.ndarray, tpr: np.ndarray) -> str:
 # Running the models
 # --------------------------------------------------------------------------------------------
 
-def _tf():
-    import tensorflow as tf
-
-    return tf
-
-
-def use_v1_converter(tf: Any) -> bool:
-    """True under TF 1.x, or TF 2.x with eager execution disabled (graph mode)."""
-    return int(tf.__version__.split(".")[0]) < 2 or not tf.executing_eagerly()
-
-
 def make_interpreter(model_path: Optional[str] = None, model_content: Optional[bytes] = None,
                      num_threads: Optional[int] = None) -> Tuple[Any, Optional[int]]:
     """(allocated tf.lite.Interpreter, threads set). TF < 2.3 has no num_threads: None then."""
-    interpreter_class = _tf().lite.Interpreter
+    interpreter_class = tensorflow().lite.Interpreter
     kwargs = {"model_path": model_path, "model_content": model_content}
     threads = None
     if num_threads is not None and \
@@ -427,20 +417,10 @@ def embed_keras(model: Any, images: np.ndarray) -> np.ndarray:
     return np.stack(rows)
 
 
-def _tf_prepare() -> None:
-    """Reset Keras before the model is built; under TF 1.x also switch to inference mode."""
-    tf = _tf()
-    if use_v1_converter(tf):
-        tf.compat.v1.keras.backend.clear_session()
-        tf.compat.v1.keras.backend.set_learning_phase(0)
-    else:
-        tf.keras.backend.clear_session()
-
-
 def float_tflite(model: Any) -> bytes:
     """The Keras model converted to a float TFLite model in memory, no optimizations."""
-    tf = _tf()
-    if use_v1_converter(tf):
+    tf = tensorflow()
+    if graph_mode(tf):
         session = tf.compat.v1.keras.backend.get_session()
         converter = tf.compat.v1.lite.TFLiteConverter.from_session(
             session, model.inputs, model.outputs)
@@ -529,8 +509,7 @@ def evaluate(model_path: str, tflite_path: str, faces_dir: str, channels: str,
 
     embeddings = {v: {} for v in VARIANTS}  # type: Dict[str, Dict[str, np.ndarray]]
     with timed(log, "Loading {} and embedding with the float model".format(model_path)):
-        _tf_prepare()
-        model = load_model(model_path, lambda_sources=lambda_functions, batch_size=1)
+        model = load_keras_model(model_path, lambda_functions)
         for split in ("val", "train"):
             embeddings[FLOAT][split] = embed_keras(model, images[split])
     with timed(log, "Converting the float model to TFLite in memory (for latency only)"):

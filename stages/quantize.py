@@ -37,7 +37,8 @@ import numpy as np
 
 from stages.lib import artifacts
 from stages.lib.errors import PipelineError
-from stages.lib.legacy_keras import load_model, model_lambda_layers
+from stages.lib.legacy_keras import model_lambda_layers
+from stages.lib.tf_compat import graph_mode, load_keras_model, tensorflow
 from stages.lib.log import get_logger, timed
 from stages.lib.params import Field, ParamsError, inputs, section
 
@@ -87,18 +88,6 @@ log = get_logger("quantize")
 
 class QuantizeError(PipelineError):
     """The inputs of the stage are unusable; the message says what to fix."""
-
-
-def _tf():
-    import tensorflow as tf
-
-    return tf
-
-
-def use_v1_converter(tf: Any = None) -> bool:
-    """True under TF 1.x, or TF 2.x with eager execution disabled (graph mode)."""
-    tf = tf or _tf()
-    return int(tf.__version__.split(".")[0]) < 2 or not tf.executing_eagerly()
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,24 +166,8 @@ def representative_dataset(samples: np.ndarray, progress: bool = True
 # Conversion
 # --------------------------------------------------------------------------------------------
 
-def prepare_backend() -> None:
-    """Reset Keras before a model is built; under TF 1.x also switch to inference mode."""
-    tf = _tf()
-    if use_v1_converter(tf):
-        tf.compat.v1.keras.backend.clear_session()
-        tf.compat.v1.keras.backend.set_learning_phase(0)
-    else:
-        tf.keras.backend.clear_session()
-
-
-def load_keras_model(h5_path: str, lambda_functions: Optional[Mapping[str, str]] = None):
-    """The Keras model with batch size 1 (the Edge TPU needs a static batch)."""
-    prepare_backend()
-    return load_model(h5_path, lambda_sources=lambda_functions, batch_size=1)
-
-
 def _configure(converter: Any, dataset: Callable, io_type: str) -> None:
-    tf = _tf()
+    tf = tensorflow()
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = tf.lite.RepresentativeDataset(dataset)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -212,7 +185,7 @@ def _run(converter: Any) -> bytes:
 
 def convert_tf2(model: Any, dataset: Callable, io_type: str) -> bytes:
     """TF 2.x: TFLiteConverter.from_keras_model."""
-    tf = _tf()
+    tf = tensorflow()
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     _configure(converter, dataset, io_type)
     return _run(converter)
@@ -220,7 +193,7 @@ def convert_tf2(model: Any, dataset: Callable, io_type: str) -> bytes:
 
 def convert_tf1(model: Any, dataset: Callable, io_type: str) -> bytes:
     """TF 1.15 (graph mode): the v1 converter on the Keras session, like from_keras_model_file."""
-    tf = _tf()
+    tf = tensorflow()
     session = tf.compat.v1.keras.backend.get_session()
     converter = tf.compat.v1.lite.TFLiteConverter.from_session(
         session, model.inputs, model.outputs)
@@ -238,7 +211,7 @@ def convert(model: Any, samples: np.ndarray, io_type: str, progress: bool = True
                                 len(model.inputs), len(model.outputs)))
     check_samples_fit(samples, model.input_shape)
     dataset = representative_dataset(samples, progress)
-    if use_v1_converter():
+    if graph_mode():
         return convert_tf1(model, dataset, io_type)
     return convert_tf2(model, dataset, io_type)
 
@@ -261,7 +234,7 @@ def _tensor(details: Mapping[str, Any]) -> Dict[str, Any]:
 def tensor_details(tflite_model: bytes) -> Dict[str, Dict[str, Any]]:
     """{"input": ..., "output": ...}: the single input and output tensor of a TFLite model as the
     interpreter reports them (name, dtype, shape, scale, zero_point)."""
-    interpreter = _tf().lite.Interpreter(model_content=bytes(tflite_model))
+    interpreter = tensorflow().lite.Interpreter(model_content=bytes(tflite_model))
     found = {"input": interpreter.get_input_details(), "output": interpreter.get_output_details()}
     for side, details in found.items():
         if len(details) != 1:
@@ -300,11 +273,11 @@ def operators(tflite_model: bytes) -> Dict[str, Dict[str, Any]]:
 def quantization_report(tflite_model: bytes, io_type: str, calibration_samples: int,
                         lambda_layers: Sequence[Any] = ()) -> Dict[str, Any]:
     """The content of quantization.json (no timestamps: same inputs, same file)."""
-    tf = _tf()
+    tf = tensorflow()
     ops = operators(tflite_model)
     report = {
         "calibration_samples": int(calibration_samples),
-        "converter": "tf.compat.v1.lite.TFLiteConverter.from_session" if use_v1_converter(tf)
+        "converter": "tf.compat.v1.lite.TFLiteConverter.from_session" if graph_mode(tf)
         else "tf.lite.TFLiteConverter.from_keras_model",
         "io_type": io_type,
         "lambda_layers": {item.layer: {"origin": item.origin, "source": item.source}

@@ -251,7 +251,7 @@ def test_write_outputs(tmp_path):
 # --- TFLite plumbing on a tiny model --------------------------------------------------------
 
 def test_tflite_plumbing_on_a_tiny_model():
-    tf = F._tf()
+    tf = F.tensorflow()
     tf.keras.backend.clear_session()
     inputs = tf.keras.Input(shape=(2,), batch_size=1)
     dense = tf.keras.layers.Dense(2, use_bias=False, kernel_initializer="identity")
@@ -287,7 +287,7 @@ def test_tflite_plumbing_on_a_tiny_model():
 
 
 def test_tensorflow_api_paths_exist():
-    tf = F._tf()
+    tf = F.tensorflow()
     for path in F.TF2_API + tuple(p for p in F.TF1_API if p.startswith("compat.v1.")):
         target = tf
         for name in path.split("."):
