@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import shutil
-import subprocess
 import sys
 from typing import Dict, Optional
 
@@ -63,23 +61,15 @@ def distribution_version(names) -> str:
     return "absent"
 
 
-def find_compiler(compiler: str) -> Optional[str]:
-    """The compiler's path if `compiler` (a name on PATH or a path) exists, else None."""
-    return shutil.which(compiler)
-
-
 def compiler_version(compiler: str) -> str:
-    """`edgetpu_compiler --version` (e.g. "15.0.340273435"), or "predicted" when absent."""
-    path = find_compiler(compiler)
-    if path is None:
-        return PREDICTED
-    done = subprocess.run([path, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, timeout=60)
-    words = done.stdout.strip().split()
-    if done.returncode != 0 or not words:
-        raise SystemExit("{} --version failed (exit {}): {}".format(
-            path, done.returncode, done.stdout.strip()))
-    return words[-1]
+    """`edgetpu_compiler --version` (e.g. "15.0.340273435"), or "predicted" when absent.
+
+    The compile stage's own discovery and version query, so both agree on what runs.
+    """
+    from stages import compile as compile_stage
+
+    path = compile_stage.find_compiler(compiler)
+    return PREDICTED if path is None else compile_stage.query_compiler_version(path)
 
 
 def current_toolchain(compiler: str) -> Dict[str, str]:

@@ -1,6 +1,7 @@
 """toolchain.yaml: what it records, and the entry point's refusal to run under a stale one."""
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -56,3 +57,11 @@ def test_entry_point_refuses_a_stale_toolchain_and_rewrite_fixes_it(tmp_path):
 def test_unknown_stage_gives_usage():
     done = run(["-m", "stages", "train"], ".")
     assert done.returncode == 2 and "usage: python -m stages" in done.stdout
+
+
+def test_an_installed_compiler_is_recorded_by_its_version(monkeypatch):
+    # The FAKE compiler stands in for edgetpu_compiler, which cannot be installed here.
+    fake = os.path.join(os.path.dirname(__file__), "fake_edgetpu_compiler")
+    monkeypatch.setenv("FAKE_EDGETPU_COMPILER_VERSION", "15.0.340273435")
+    assert toolchain.compiler_version(fake) == "15.0.340273435"
+    assert toolchain.current_toolchain(fake)["edgetpu_compiler"] == "15.0.340273435"
