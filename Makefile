@@ -39,3 +39,24 @@ lock:
 
 clean-venv:
 	rm -rf $(VENV)
+
+# --- Containers (docs/containers.md) -------------------------------------------------------
+.PHONY: image-local image-production lock-tf115
+
+# The registry-free toolchain image for `runner: {kind: docker}` in params.yaml: a debootstrap
+# root file system (needs root or sudo, and the debootstrap package), `docker import`, and the
+# wheels of requirements/pipeline.lock installed without network. Cached: a second run is quick.
+image-local: $(INSTALLED)
+	$(BIN)/python docker/build_local_image.py
+
+# The production image (Python 3.7, TensorFlow 1.15.5, Edge TPU compiler 15.0). Needs Docker
+# Hub and packages.cloud.google.com, which CI lacks; CI checks it statically instead.
+image-production:
+	docker build --tag facenet-edgetpu:tf1.15 .
+
+# Re-resolve requirements/tf115-py37.lock for CPython 3.7 on manylinux x86-64, without a
+# Python 3.7 (needs uv: pip install uv).
+lock-tf115:
+	cd requirements && uv pip compile --quiet --python-version 3.7 \
+		--python-platform x86_64-manylinux_2_17 --generate-hashes --no-header \
+		-o tf115-py37.lock tf115-py37.in

@@ -38,6 +38,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
@@ -281,7 +282,7 @@ def explain_exit(stage: str, image: str, code: int, oom: bool) -> str:
         why = "could not start: the image has no usable `python` ({})".format(code)
     else:
         why = "failed with exit {} (its message is above)".format(code)
-    return "stage {} {} in a container of {}. Its partial outputs were removed.".format(
+    return "stage {} {} in a container of {}; what it had written was removed.".format(
         stage, why, image)
 
 
@@ -292,6 +293,9 @@ def _forward_signals(name: str) -> Iterator[None]:
         docker(["kill", "--signal", "KILL", name], timeout=60)
         raise RunnerError("interrupted by signal {}: stopped container {}".format(signum, name))
 
+    if threading.current_thread() is not threading.main_thread():
+        yield   # only the main thread may set handlers; the caller handles its own signals
+        return
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT,
                                                            signal.SIGHUP)}
     try:

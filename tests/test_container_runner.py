@@ -135,6 +135,13 @@ def test_local_is_the_default_and_the_container_side_always_runs_locally(monkeyp
     assert runner.local_runtime() == "local {} {}".format(platform.system(), platform.machine())
 
 
+def test_the_runner_and_entry_point_do_not_import_tensorflow():
+    done = run([sys.executable, "-c", "import sys, stages.__main__, stages.runner; "
+                "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+                "('tensorflow', 'keras', 'numpy', 'cv2')))"], REPO)
+    assert done.stdout.strip() == "[]"
+
+
 def test_bad_runner_params_are_refused():
     with pytest.raises(runner.PipelineError, match="runner.kind|'kind'"):
         runner.configured({"runner": {"kind": "podman"}})
