@@ -130,12 +130,39 @@ def check_docker() -> None:
                          "systemctl start docker`).".format(done.stderr.strip()))
 
 
+def configured_debian_mirror(sources_dir: str = "/etc/apt") -> str:
+    """The Debian archive this machine's apt uses (deb822 `URIs:` or one-line `deb` entries).
+
+    Taking it from the host's apt configuration keeps the image on the same mirror as the
+    machine, with no host name written into the project.
+    """
+    paths = [os.path.join(sources_dir, "sources.list")]
+    parts = os.path.join(sources_dir, "sources.list.d")
+    if os.path.isdir(parts):
+        paths += [os.path.join(parts, name) for name in sorted(os.listdir(parts))
+                  if name.endswith((".list", ".sources"))]
+    candidates = []
+    for path in filter(os.path.isfile, paths):
+        with open(path, "r", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                words = line.split("#", 1)[0].split()
+                if words[:1] == ["URIs:"]:
+                    candidates.extend(words[1:])
+                elif words[:1] == ["deb"]:
+                    candidates.extend(word for word in words[1:] if "://" in word)
+    for uri in candidates:
+        if uri.rstrip("/").endswith("/debian"):
+            return uri
+    raise BuildError("no Debian archive found in {}/sources.list(.d); set DEBIAN_MIRROR to the "
+                     "archive debootstrap should use".format(sources_dir))
+
+
 def build_rootfs(tarball: str) -> None:
     """debootstrap into a temporary folder, clean it, tar it, rename the tar into place."""
     if shutil.which("debootstrap") is None:
         raise BuildError("debootstrap is not installed: `sudo apt-get install -y debootstrap` "
                          "(Debian/Ubuntu), then run again")
-    mirror = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
+    mirror = os.environ.get("DEBIAN_MIRROR") or configured_debian_mirror()
     os.makedirs(os.path.dirname(tarball), exist_ok=True)
     work = tempfile.mkdtemp(prefix=".rootfs-", dir=os.path.dirname(tarball))
     rootfs = os.path.join(work, "rootfs")
