@@ -26,6 +26,8 @@ REPORT_PATH = "reports/report.md"
 HTML_PATH = "reports/report.html"
 FIDELITY_PATH = "reports/fidelity.json"
 EMBEDDINGS_PNG = "reports/fidelity/embeddings.png"
+OPERATORS_PLOT = "reports/plots/operators.csv"
+SIZES_PLOT = "reports/plots/sizes.csv"
 METRICS_PATH = "reports/metrics.json"
 CROP_METRICS = "reports/crop_metrics.json"
 TFLITE_PATH = "models/facenet_keras.tflite"
@@ -75,6 +77,24 @@ def collect_metrics(sizes: Dict[str, Optional[int]], result: CompileResult,
     for row in result.operators:
         metrics["operators"][row.operator][row.status] = row.count
     return metrics
+
+
+def operators_csv(result: CompileResult) -> str:
+    """DVC plot data: one bar per (operator, status) row, sorted."""
+    lines = ["operator,count"]
+    for row in sorted(result.operators, key=lambda row: (row.operator, row.status)):
+        lines.append('"{} ({})",{}'.format(row.operator, row.status, row.count))
+    return "\n".join(lines) + "\n"
+
+
+def sizes_csv(sizes: Dict[str, Optional[int]]) -> str:
+    """DVC plot data: this run's sizes next to the seed's, in MiB."""
+    lines = ["artifact,mib"]
+    for name in sorted(SEED_SIZES):
+        if sizes.get(name) is not None:
+            lines.append("{} (this run),{:.3f}".format(name, sizes[name] / 1048576.0))
+        lines.append("{} (seed),{:.3f}".format(name, SEED_SIZES[name] / 1048576.0))
+    return "\n".join(lines) + "\n"
 
 
 def _table(header: List[str], rows: List[List[Any]]) -> List[str]:
@@ -163,7 +183,10 @@ def main() -> None:
         sizes, result, quantization, crops, toolchain, fidelity=fidelity,
         embeddings_png=EMBEDDINGS_PNG))
     artifacts.write_json(METRICS_PATH, collect_metrics(sizes, result, quantization, crops))
-    log.info("Wrote %s, %s and %s", REPORT_PATH, HTML_PATH, METRICS_PATH)
+    artifacts.write_text(OPERATORS_PLOT, operators_csv(result))
+    artifacts.write_text(SIZES_PLOT, sizes_csv(sizes))
+    log.info("Wrote %s, %s, %s and the plot data in %s", REPORT_PATH, HTML_PATH, METRICS_PATH,
+             os.path.dirname(OPERATORS_PLOT))
 
 
 if __name__ == "__main__":
