@@ -18,8 +18,9 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, run
-from tests.test_container_runner import (IMAGE, docker_repo_copy, dvc, owners,  # noqa: F401
-                                         docker_image, require_docker)
+# docker_image is a fixture: imported so pytest finds it here too.
+from tests.test_container_runner import (docker_image, docker_repo_copy, dvc,  # noqa: F401
+                                         owners, require_docker)
 
 # Metrics that are measurements of time, different on every run (stages/fidelity.py).
 RUN_TO_RUN = {"reports/latency.json"}
