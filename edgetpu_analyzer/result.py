@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
 # The per-operator statuses exactly as the compiler prints them
-# (/work/shared/reference/edgetpu-status-strings.txt; facts sheet section 5).
+# (shared/reference/edgetpu-status-strings.txt beside the repository; facts sheet section 5).
 STATUS_MAPPED = "Mapped to Edge TPU"
 STATUS_MORE_THAN_ONE_SUBGRAPH = "More than one subgraph is not supported"
 STATUS_OTHERWISE_SUPPORTED = (

@@ -1,6 +1,7 @@
 """The Edge TPU compiler's rules as data: compiler releases, supported operations, op versions.
 
-Every entry cites its evidence with the tags of /work/shared/reference/edgetpu-compiler-facts.md:
+Every entry cites its evidence with the tags of the facts sheet beside the repository,
+shared/reference/edgetpu-compiler-facts.md:
 [DOC] Coral documentation, [DOC-partial] coral.ai text read in part, [MAINT] a Coral maintainer,
 [OBS] real compiler output, [TF] TensorFlow source, [INF] inference; `ge#N` is
 github.com/google-coral/edgetpu/issues/N, `MI` the coral.ai "TensorFlow models on the Edge TPU"
