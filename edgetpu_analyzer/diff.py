@@ -383,9 +383,10 @@ def diff_results(a: CompileResult, b: CompileResult,
     if not difference.toolchain_compared and (toolchain_a is not None or toolchain_b is not None):
         difference.notes.append("toolchain not compared: known only for {}".format(
             "A" if toolchain_a is not None else "B"))
-    for side, result in (("A", a), ("B", b)):
-        for note in result.notes:
-            difference.notes.append("{}: {}".format(side, note))
+    # The results' own notes (e.g. how approximate a prediction is), once when both share them.
+    for note in a.notes:
+        difference.notes.append(("A and B: " if note in b.notes else "A: ") + note)
+    difference.notes.extend("B: " + note for note in b.notes if note not in a.notes)
     return difference
 
 

@@ -491,3 +491,15 @@ def test_unknown_revision_and_revision_without_compile_output(revisions_repo, ca
     code, _, err = run_main(capsys, "HEAD", FACENET_V15_STDOUT, "--repo", empty)
     assert code == 2
     assert "has no models/edgetpu/" in err and err.count("\n") == 1
+
+
+def test_notes_shared_by_both_results_are_listed_once():
+    a = CompileResult(compiler_version="16.0.384591198", predicted=True,
+                      notes=["memory is an estimate", "only in A"])
+    b = CompileResult(compiler_version="16.0.384591198", predicted=True,
+                      notes=["memory is an estimate", "only in B"])
+    notes = diff_results(a, b).notes
+    assert "A and B: memory is an estimate" in notes
+    assert "A: only in A" in notes and "B: only in B" in notes
+    assert not any(note in ("A: memory is an estimate", "B: memory is an estimate")
+                   for note in notes)
