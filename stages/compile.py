@@ -212,8 +212,8 @@ def run_compiler(model_path: str, work_dir: str, params: Dict[str, Any],
             # Without --show_operations the table is only in the .log file.
             result.operators = operation_log.operators
         attach_execution_order(result, model_path)
-        with open(produced["model"], "rb") as handle:
-            artifacts.write_bytes(os.path.join(work_dir, names["model"]), handle.read())
+        # work_dir is already a staged directory: a plain copy cannot leave a partial result.
+        shutil.copyfile(produced["model"], os.path.join(work_dir, names["model"]))
         artifacts.write_text(os.path.join(work_dir, names["log"]), log_text)
         artifacts.write_text(os.path.join(work_dir, names["stdout"]), text)
         return result

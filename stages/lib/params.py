@@ -7,7 +7,7 @@ the key, the value found and what is allowed.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional
 
 import yaml
 
@@ -122,11 +122,3 @@ def inputs(params: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """The `inputs` section: where the Keras model and the photos are."""
     return section("inputs", INPUTS_SCHEMA, params)
 
-
-def string_list(key: str, values: Sequence[Any]) -> list:
-    """Check that every item of a list param is a non-empty string."""
-    for value in values:
-        if not isinstance(value, str) or not value:
-            raise ParamsError("{}: every item of '{}' must be a non-empty string, got {!r}.".format(
-                PARAMS_FILE, key, value))
-    return list(values)
