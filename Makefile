@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-# DVC commands run `python -m stages ...`: the venv's python must come first on PATH.
+# DVC commands run `python -m facenet_edgetpu ...`: the venv's python must come first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
@@ -19,7 +19,7 @@ $(INSTALLED): requirements/pipeline.lock requirements/dev.lock pyproject.toml
 	@touch $@
 
 toolchain: $(INSTALLED)
-	$(BIN)/python -m stages.toolchain
+	$(BIN)/python -m facenet_edgetpu.core.toolchain
 
 repro: toolchain
 	$(BIN)/dvc repro
@@ -28,7 +28,7 @@ test: $(INSTALLED)
 	$(BIN)/python -m pytest
 
 lint: $(INSTALLED)
-	$(BIN)/vermin -t=3.7- --no-tips --violations --eval-annotations stages edgetpu_analyzer
+	$(BIN)/vermin -t=3.7- --no-tips --violations --eval-annotations facenet_edgetpu edgetpu_analyzer
 
 # Re-resolve the locks after editing requirements/*.in (needs pip-tools: pip install pip-tools).
 lock:

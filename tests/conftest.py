@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from stages import fetch_inputs
-from stages.lib.params import load_params
+from facenet_edgetpu.stages import fetch_inputs
+from facenet_edgetpu.core.params import load_params
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -84,7 +84,7 @@ def pipeline_env():
 def repro(repo, *args):
     """`dvc repro` in `repo` with this interpreter's environment; returns its output."""
     env = pipeline_env()
-    run([sys.executable, "-m", "stages.toolchain"], repo, env=env)
+    run([sys.executable, "-m", "facenet_edgetpu.core.toolchain"], repo, env=env)
     return run([sys.executable, "-m", "dvc", "repro"] + list(args), repo, env=env).stdout
 
 

@@ -11,8 +11,8 @@ import pytest
 
 from edgetpu_analyzer.parse import parse_compiler_stdout, parse_operation_log
 from edgetpu_analyzer.result import PREDICTION_MARKER, STATUS_MAPPED
-from stages import compile as compile_stage
-from stages.compile import CompileStageError
+from facenet_edgetpu.stages import compile as compile_stage
+from facenet_edgetpu.stages.compile import CompileStageError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAKE_COMPILER = os.path.join(REPO, "tests", "fake_edgetpu_compiler")
@@ -187,12 +187,12 @@ def test_main_runs_from_the_repository_root(tiny_int8_model, tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(
         {"compile": params(compiler="edgetpu_compiler_absent")}))
     env = dict(os.environ, PYTHONPATH=REPO)
-    done = subprocess.run([sys.executable, "-m", "stages.compile"], cwd=str(tmp_path), env=env,
+    done = subprocess.run([sys.executable, "-m", "facenet_edgetpu.stages.compile"], cwd=str(tmp_path), env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert done.returncode == 0, done.stderr.decode()
     assert json.loads(read(str(tmp_path / "models/edgetpu/compile_result.json")))["predicted"]
     os.remove(str(tmp_path / "models" / "facenet_keras.tflite"))
-    done = subprocess.run([sys.executable, "-m", "stages.compile"], cwd=str(tmp_path), env=env,
+    done = subprocess.run([sys.executable, "-m", "facenet_edgetpu.stages.compile"], cwd=str(tmp_path), env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert done.returncode == 1
     assert done.stderr.decode().strip().splitlines()[-1].startswith("compile failed: ")

@@ -22,7 +22,7 @@ from tests.conftest import REPO, run
 from tests.test_container_runner import (docker_image, docker_repo_copy, dvc,  # noqa: F401
                                          owners, require_docker)
 
-# Metrics that are measurements of time, different on every run (stages/fidelity.py).
+# Metrics that are measurements of time, different on every run (facenet_edgetpu/stages/fidelity.py).
 RUN_TO_RUN = {"reports/latency.json"}
 BUILDER = os.path.join(REPO, "docker", "build_local_image.py")
 
@@ -105,7 +105,7 @@ def test_docker_pipeline_outputs_belong_to_the_invoking_user(docker_pipeline_rep
 
 def test_docker_pipeline_second_repro_runs_nothing(docker_pipeline_repo):
     repo = docker_pipeline_repo[0]
-    assert "up to date" in run([sys.executable, "-m", "stages.toolchain"], repo).stdout
+    assert "up to date" in run([sys.executable, "-m", "facenet_edgetpu.core.toolchain"], repo).stdout
     again = dvc(repo, "repro").stdout
     assert "Running stage" not in again, again
 

@@ -1,4 +1,4 @@
-"""The docker runner (stages/runner.py): confinement, identity, and its errors.
+"""The docker runner (facenet_edgetpu/core/runner.py): confinement, identity, and its errors.
 
 Tests that need a Docker engine and the registry-free image (`make image-local`) skip with
 the reason when either is missing, unless FACENET_REQUIRE_DOCKER=1 (set by .ci/run), which
@@ -22,7 +22,7 @@ import time
 import pytest
 import yaml
 
-from stages import runner
+from facenet_edgetpu.core import runner
 from tests.conftest import REPO, copy_repository, pipeline_env, run
 
 REQUIRE_ENV = "FACENET_REQUIRE_DOCKER"
@@ -80,7 +80,7 @@ def docker_repo_copy(destination, image=IMAGE):
     """A copy of the repository set to the docker runner, toolchain written (from the image)."""
     copy_repository(destination)
     set_params(destination, runner={"kind": "docker", "image": image})
-    stages_cmd(destination, "stages.toolchain", check=True)
+    stages_cmd(destination, "facenet_edgetpu.core.toolchain", check=True)
     return destination
 
 
@@ -136,7 +136,7 @@ def test_local_is_the_default_and_the_container_side_always_runs_locally(monkeyp
 
 
 def test_the_runner_and_entry_point_do_not_import_tensorflow():
-    done = run([sys.executable, "-c", "import sys, stages.__main__, stages.runner; "
+    done = run([sys.executable, "-c", "import sys, facenet_edgetpu.__main__, facenet_edgetpu.core.runner; "
                 "print(sorted(m for m in sys.modules if m.split('.')[0] in "
                 "('tensorflow', 'keras', 'numpy', 'cv2')))"], REPO)
     assert done.stdout.strip() == "[]"
@@ -193,7 +193,7 @@ def test_no_engine_gives_a_clear_error_and_touches_nothing(tmp_path):
     set_params(repo, runner={"kind": "docker", "image": IMAGE})
     env = pipeline_env()
     env["DOCKER_HOST"] = "unix://{}/no-engine.sock".format(tmp_path)
-    for args in (["stages", "crop_faces"], ["stages.toolchain"]):
+    for args in (["facenet_edgetpu", "crop_faces"], ["facenet_edgetpu.core.toolchain"]):
         done = stages_cmd(repo, *args, env=env)
         assert done.returncode == 1, done.stdout
         assert ("Docker engine is not reachable" in done.stdout
@@ -208,7 +208,7 @@ def test_no_docker_command_gives_a_clear_error(tmp_path):
     set_params(repo, runner={"kind": "docker", "image": IMAGE})
     env = pipeline_env()
     env["PATH"] = str(tmp_path / "empty")
-    done = stages_cmd(repo, "stages", "crop_faces", env=env)
+    done = stages_cmd(repo, "facenet_edgetpu", "crop_faces", env=env)
     assert done.returncode == 1 and "`docker` command is not installed" in done.stdout
     assert "runner.kind: local" in done.stdout
 
@@ -245,7 +245,7 @@ def test_a_killed_stage_leaves_no_partial_or_output_behind(tmp_path):
     open(os.path.join(repo, "data", ".unrelated.partial-old"), "w").close()
     env = pipeline_env()
     env["PATH"] = "{}{}{}".format(fake_bin, os.pathsep, env["PATH"])
-    done = stages_cmd(repo, "stages", "representative_dataset", env=env)
+    done = stages_cmd(repo, "facenet_edgetpu", "representative_dataset", env=env)
     assert done.returncode == 1
     assert "representative_dataset was killed (SIGKILL)" in done.stdout, done.stdout
     assert not os.path.exists(os.path.join(repo, "data", "calibration.npy"))
@@ -326,7 +326,7 @@ def test_a_stage_container_has_no_network_no_privileges_and_read_only_inputs(doc
 
 
 def test_the_same_image_reruns_nothing_and_a_different_image_reruns_the_stages(scratch_repo):
-    again = stages_cmd(scratch_repo, "stages.toolchain", check=True)
+    again = stages_cmd(scratch_repo, "facenet_edgetpu.core.toolchain", check=True)
     assert "up to date" in again.stdout
     status = dvc(scratch_repo, "status", "--json", "--with-deps", "representative_dataset").stdout
     assert json.loads(status[status.index("{"):]) == {}
@@ -339,7 +339,7 @@ def test_the_same_image_reruns_nothing_and_a_different_image_reruns_the_stages(s
     assert build.returncode == 0, build.stdout
     try:
         set_params(scratch_repo, runner={"image": derived})
-        changed = stages_cmd(scratch_repo, "stages.toolchain", check=True).stdout
+        changed = stages_cmd(scratch_repo, "facenet_edgetpu.core.toolchain", check=True).stdout
         assert "runtime docker sha256:" in changed and runner.image_identity(derived) in changed
         status = dvc(scratch_repo, "status", "--json", "--with-deps", "representative_dataset").stdout
         stale = json.loads(status[status.index("{"):])
@@ -348,14 +348,14 @@ def test_the_same_image_reruns_nothing_and_a_different_image_reruns_the_stages(s
     finally:
         subprocess.run(["docker", "image", "rm", "--force", derived], stdout=subprocess.DEVNULL)
     set_params(scratch_repo, runner={"image": IMAGE})
-    stages_cmd(scratch_repo, "stages.toolchain", check=True)
+    stages_cmd(scratch_repo, "facenet_edgetpu.core.toolchain", check=True)
     status = dvc(scratch_repo, "status", "--json", "--with-deps", "representative_dataset").stdout
     assert json.loads(status[status.index("{"):]) == {}
 
 
 def test_a_missing_image_says_how_to_build_it(scratch_repo):
     set_params(scratch_repo, runner={"image": "facenet-edgetpu-local:no-such-tag"})
-    for args in (["stages", "crop_faces"], ["stages.toolchain"]):
+    for args in (["facenet_edgetpu", "crop_faces"], ["facenet_edgetpu.core.toolchain"]):
         done = stages_cmd(scratch_repo, *args)
         assert done.returncode == 1 and "is not in the local Docker engine" in done.stdout
         assert "make image-local" in done.stdout and "Traceback" not in done.stdout
@@ -396,7 +396,7 @@ def test_an_image_for_another_architecture_is_refused(scratch_repo):
     assert loaded.returncode == 0, loaded.stdout
     try:
         set_params(scratch_repo, runner={"image": tag})
-        done = stages_cmd(scratch_repo, "stages", "crop_faces")
+        done = stages_cmd(scratch_repo, "facenet_edgetpu", "crop_faces")
         assert done.returncode == 1, done.stdout
         assert "is built for linux/{}".format(foreign) in done.stdout
         assert "this machine runs linux/{}".format(runner.machine_arch()) in done.stdout
@@ -441,7 +441,7 @@ def container_gone(container, timeout=30):
 
 @pytest.mark.parametrize("how", ["docker kill", "SIGTERM to the runner"])
 def test_a_killed_container_is_reported_and_cleaned_up(scratch_repo, how):
-    process = subprocess.Popen([sys.executable, "-m", "stages", "quantize"], cwd=scratch_repo,
+    process = subprocess.Popen([sys.executable, "-m", "facenet_edgetpu", "quantize"], cwd=scratch_repo,
                                env=pipeline_env(), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, universal_newlines=True)
     try:

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from stages import crop_faces
-from stages.crop_faces import CropError
+from facenet_edgetpu.stages import crop_faces
+from facenet_edgetpu.stages.crop_faces import CropError
 
 PARAMS = dict(scale_factor=1.1, min_neighbors=3, min_size=40, margin=10, max_faces=300,
               min_faces=1, seed=0)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from skimage.transform import resize
 
-from stages.lib import faces
+from facenet_edgetpu.lib import faces
 
 
 def test_prewhiten_matches_the_seed_formula():

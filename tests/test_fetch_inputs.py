@@ -8,8 +8,8 @@ import tarfile
 
 import pytest
 
-from stages import fetch_inputs
-from stages.fetch_inputs import FetchError
+from facenet_edgetpu.stages import fetch_inputs
+from facenet_edgetpu.stages.fetch_inputs import FetchError
 
 MODEL_BYTES = b"not really a model, but bytes with a known hash"
 MODEL_SHA = hashlib.sha256(MODEL_BYTES).hexdigest()

@@ -1,4 +1,4 @@
-"""Tests of stages/fidelity.py on small vectors whose expected values are derived by hand.
+"""Tests of facenet_edgetpu/stages/fidelity.py on small vectors whose expected values are derived by hand.
 
 None of them uses the real FaceNet model (the pipeline's integration test runs that); the
 last one builds a three-weight Keras model to exercise the TFLite plumbing.
@@ -12,8 +12,8 @@ import os
 import numpy as np
 import pytest
 
-from stages import fidelity as F
-from stages.lib.params import ParamsError, section
+from facenet_edgetpu.stages import fidelity as F
+from facenet_edgetpu.core.params import ParamsError, section
 
 SQRT5 = math.sqrt(5.0)
 

@@ -21,7 +21,7 @@ from PIL import Image
 from edgetpu_analyzer.result import (
     STATUS_MAPPED, STATUS_MORE_THAN_ONE_SUBGRAPH, STATUS_OPERATION_NOT_SUPPORTED,
     CompileResult, ExecutedOperator, OperatorRow, format_size, group_rows)
-from stages.html_report import (
+from facenet_edgetpu.stages.html_report import (
     BAR_WIDTH, CELL_WIDTH, CPU_COLOUR, EDGETPU_COLOUR, render_html)
 from tests import browser
 
@@ -38,7 +38,7 @@ QUANTIZATION = {
 CROPS = {"train": {"photos": 120, "read": 120, "cropped": 100, "no_face": 18, "unreadable": 2},
          "test": {"photos": 40, "read": 40, "cropped": 37, "no_face": 3, "unreadable": 0}}
 TOOLCHAIN = {"edgetpu_compiler": "predicted", "python": "3.11.7", "tensorflow": "2.15.1"}
-# The layout of reports/fidelity.json (stages/fidelity.py; keys sorted as written).
+# The layout of reports/fidelity.json (facenet_edgetpu/stages/fidelity.py; keys sorted as written).
 FIDELITY = {
     "counts": {"gallery_faces": 100, "genuine_pairs": 80, "pairs": 666, "people": 5,
                "val_faces": 37},

@@ -1,4 +1,4 @@
-"""Tests of stages/lib/legacy_keras.py: the marshal reader, the bytecode translator and the loader.
+"""Tests of facenet_edgetpu/lib/legacy_keras.py: the marshal reader, the bytecode translator and the loader.
 
 The legacy code objects are built by hand here: a small marshal encoder (format version 4, as
 Python 3.4-3.7 write it, with references) and assemblers for Python 3.5 bytecode and 3.6/3.7
@@ -14,8 +14,8 @@ import h5py
 import numpy as np
 import pytest
 
-from stages.lib import legacy_keras as lk
-from stages.lib.keras_h5 import KerasFileError
+from facenet_edgetpu.lib import legacy_keras as lk
+from facenet_edgetpu.lib.keras_h5 import KerasFileError
 
 # ---------------------------------------------------------------------------------------------
 # Hand-made legacy code objects

@@ -7,8 +7,8 @@ import sys
 import pytest
 import yaml
 
-from stages import crop_faces
-from stages.lib.params import Field, ParamsError, load_params, section
+from facenet_edgetpu.stages import crop_faces
+from facenet_edgetpu.core.params import Field, ParamsError, load_params, section
 
 SCHEMA = {"count": Field(int, low=1, high=10), "ratio": Field(float, low=1.0),
           "kind": Field(str, choices=("uint8", "int8")),
@@ -45,7 +45,7 @@ def test_missing_section_and_bad_yaml(tmp_path):
 
 
 def test_the_repository_params_pass_every_stage_schema():
-    from stages import representative_dataset
+    from facenet_edgetpu.stages import representative_dataset
     params = load_params()
     section("crop_faces", crop_faces.SCHEMA, params)
     section("representative_dataset", representative_dataset.SCHEMA, params)
@@ -55,9 +55,9 @@ def test_a_stage_with_a_bad_param_fails_cleanly_before_writing(tmp_path):
     params = load_params()
     params["crop_faces"]["min_size"] = "big"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    subprocess.run([sys.executable, "-m", "stages.toolchain"], cwd=str(tmp_path), check=True,
+    subprocess.run([sys.executable, "-m", "facenet_edgetpu.core.toolchain"], cwd=str(tmp_path), check=True,
                    stdout=subprocess.DEVNULL)
-    done = subprocess.run([sys.executable, "-m", "stages", "crop_faces"], cwd=str(tmp_path),
+    done = subprocess.run([sys.executable, "-m", "facenet_edgetpu", "crop_faces"], cwd=str(tmp_path),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True)
     assert done.returncode == 1

@@ -165,7 +165,7 @@ def test_every_locked_file_exists_for_python37_manylinux(py37_wheelhouse):
 
 def test_stage_code_is_python37_compatible():
     done = subprocess.run([os.path.join(BIN, "vermin"), "-t=3.7-", "--no-tips", "--violations",
-                           "--eval-annotations", "stages", "edgetpu_analyzer"], cwd=REPO,
+                           "--eval-annotations", "facenet_edgetpu", "edgetpu_analyzer"], cwd=REPO,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True)
     assert done.returncode == 0, done.stdout
@@ -269,7 +269,7 @@ class TF115Api(object):
 def declared_tf_paths():
     """module -> the TF attribute paths its TF1_API / TF_API tuple declares (read, not imported)."""
     declared = {}
-    for path in sorted(glob.glob(os.path.join(REPO, "stages", "**", "*.py"), recursive=True)):
+    for path in sorted(glob.glob(os.path.join(REPO, "facenet_edgetpu", "**", "*.py"), recursive=True)):
         with open(path, "r", encoding="utf-8") as handle:
             tree = ast.parse(handle.read())
         for node in tree.body:
@@ -299,6 +299,6 @@ def test_the_api_reader_tells_tf1_from_tf2(tf115):
 def test_stage_code_uses_only_names_in_the_tf115_api(tf115):
     declared = declared_tf_paths()
     # quantize (converter) and legacy_keras (loader) are the TF 1.15 path; others may join.
-    assert {"stages/quantize.py", "stages/lib/legacy_keras.py"} <= set(declared), declared
+    assert {"facenet_edgetpu/stages/quantize.py", "facenet_edgetpu/lib/legacy_keras.py"} <= set(declared), declared
     missing = {module: [p for p in paths if not tf115.has(p)] for module, paths in declared.items()}
     assert not any(missing.values()), missing

@@ -1,4 +1,4 @@
-"""Tests of stages/quantize.py on a small conv model built here (the FaceNet run is the lead's
+"""Tests of facenet_edgetpu/stages/quantize.py on a small conv model built here (the FaceNet run is the lead's
 integration test)."""
 import hashlib
 import json
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import quantize as q
-from stages.lib.errors import PipelineError
-from stages.lib.legacy_keras import LegacyKerasError
-from stages.lib.params import ParamsError
+from facenet_edgetpu.stages import quantize as q
+from facenet_edgetpu.core.errors import PipelineError
+from facenet_edgetpu.lib.legacy_keras import LegacyKerasError
+from facenet_edgetpu.core.params import ParamsError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INTEGER_DTYPES = {np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int32)}
@@ -119,7 +119,7 @@ def test_conversion_is_byte_identical_across_processes(small, tmp_path):
     other = tmp_path / "other"
     script = textwrap.dedent("""
         import sys
-        from stages import quantize as q
+        from facenet_edgetpu.stages import quantize as q
         q.quantize(sys.argv[1], sys.argv[2], "uint8", {}, sys.argv[3], sys.argv[4],
                    progress=False)
     """)
@@ -143,7 +143,7 @@ def test_v1_converter_path_runs_in_graph_mode(small, tmp_path):
         import json, sys
         import tensorflow as tf
         tf.compat.v1.disable_eager_execution()
-        from stages import quantize as q
+        from facenet_edgetpu.stages import quantize as q
         report = q.quantize(sys.argv[1], sys.argv[2], "uint8", {}, sys.argv[3], sys.argv[4],
                             progress=False)
         print(json.dumps(report))
@@ -233,7 +233,7 @@ def test_a_lambda_source_for_a_layer_the_model_lacks_stops_the_stage(small, tmp_
     write_stage_dir(tmp_path, small, {"io_type": "uint8",
                                       "lambda_functions": {"Scale": "lambda x: x"}})
     monkeypatch.chdir(str(tmp_path))
-    # a PipelineError: `python -m stages quantize` prints it as one message, no traceback
+    # a PipelineError: `python -m facenet_edgetpu quantize` prints it as one message, no traceback
     with pytest.raises(PipelineError, match="quantize.lambda_functions names 'Scale'"):
         q.main()
     assert not os.path.exists(str(tmp_path / "models"))

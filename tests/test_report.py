@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from edgetpu_analyzer.result import (
     STATUS_MAPPED, STATUS_MORE_THAN_ONE_SUBGRAPH, CompileResult, OperatorRow)
-from stages import report
+from facenet_edgetpu.stages import report
 
 QUANTIZATION = {
     "operators": {"CONV_2D": 3, "QUANTIZE": 1},

@@ -7,9 +7,9 @@ import h5py
 import numpy as np
 import pytest
 
-from stages import crop_faces, representative_dataset
-from stages.lib import faces
-from stages.lib.keras_h5 import KerasFileError, model_input_size
+from facenet_edgetpu.stages import crop_faces, representative_dataset
+from facenet_edgetpu.lib import faces
+from facenet_edgetpu.lib.keras_h5 import KerasFileError, model_input_size
 
 PARAMS = dict(scale_factor=1.1, min_neighbors=3, min_size=40, margin=10, max_faces=6,
               min_faces=1, seed=0)

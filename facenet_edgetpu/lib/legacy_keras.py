@@ -57,8 +57,8 @@ import struct
 import tempfile
 from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from stages.lib.errors import PipelineError
-from stages.lib.keras_h5 import read_model_config
+from facenet_edgetpu.core.errors import PipelineError
+from facenet_edgetpu.lib.keras_h5 import read_model_config
 
 # Every TensorFlow attribute path this module uses, relative to the `tensorflow` module. The same
 # code runs under TF 1.15 and TF 2.x, so a test can check each path against both APIs.

@@ -6,7 +6,7 @@ the memory lines, whether the compile result is real or predicted, the crop stat
 the model's real input/output quantization, and the toolchain.
 
 Example:
-    python -m stages report
+    python -m facenet_edgetpu report
 """
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 from edgetpu_analyzer.result import CompileResult, format_size
-from stages.html_report import render_html
-from stages.lib import artifacts
-from stages.lib.log import get_logger
-from stages.lib.params import inputs
-from stages.lib.seed import SEED_OPERATORS, SEED_SIZES
+from facenet_edgetpu.stages.html_report import render_html
+from facenet_edgetpu.core import artifacts
+from facenet_edgetpu.core.log import get_logger
+from facenet_edgetpu.core.params import inputs
+from facenet_edgetpu.lib.seed import SEED_OPERATORS, SEED_SIZES
 
 REPORT_PATH = "reports/report.md"
 HTML_PATH = "reports/report.html"

@@ -11,7 +11,7 @@ from typing import Any, Dict, Mapping, Optional
 
 import yaml
 
-from stages.lib.errors import PipelineError
+from facenet_edgetpu.core.errors import PipelineError
 
 PARAMS_FILE = "params.yaml"
 

@@ -18,7 +18,7 @@ reason and leaves no output behind.
 
 Run from the repository root:
 ```
-python -m stages.compile
+python -m facenet_edgetpu.compile
 ```
 """
 from __future__ import annotations
@@ -36,10 +36,10 @@ from edgetpu_analyzer.predict import execution_order_from_table, predict_file
 from edgetpu_analyzer.render import render_compiler_stdout, render_operation_log
 from edgetpu_analyzer.result import CompileResult
 from edgetpu_analyzer.tflite_reader import ModelReadError, read_model
-from stages.lib import artifacts
-from stages.lib.log import get_logger, timed
-from stages.lib.errors import PipelineError
-from stages.lib.params import Field, section
+from facenet_edgetpu.core import artifacts
+from facenet_edgetpu.core.log import get_logger, timed
+from facenet_edgetpu.core.errors import PipelineError
+from facenet_edgetpu.core.params import Field, section
 
 INPUT_MODEL = "models/facenet_keras.tflite"
 OUTPUT_DIR = "models/edgetpu"
@@ -296,7 +296,7 @@ def main() -> None:
     try:
         run(section("compile", PARAMS_SCHEMA))
     except PipelineError as error:
-        # Same one-message form as `python -m stages compile`, also for `-m stages.compile`.
+        # Same one-message form as `python -m facenet_edgetpu compile`, also for `-m stages.compile`.
         raise SystemExit("compile failed: {}".format(error))
 
 

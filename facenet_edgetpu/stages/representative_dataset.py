@@ -1,12 +1,12 @@
 """Build the representative (calibration) dataset from the train crops.
 
 Each crop is resized to the model's input size and pre-whitened exactly as the seed does
-(`stages/lib/faces.py`), then stored as one float32 array, data/calibration.npy, of shape
+(`facenet_edgetpu/lib/faces.py`), then stored as one float32 array, data/calibration.npy, of shape
 N x height x width x 3. The array is filled in place on disk (a memory map), and the
 quantize stage memory-maps it too, so no stage holds a second full copy.
 
 Example:
-    python -m stages.representative_dataset
+    python -m facenet_edgetpu.representative_dataset
 """
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ from typing import Dict, List, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from stages.crop_faces import FACES_DIR, MANIFEST
-from stages.lib import artifacts, faces
-from stages.lib.errors import PipelineError
-from stages.lib.keras_h5 import model_input_size
-from stages.lib.log import get_logger, timed
-from stages.lib.params import Field, inputs, section
+from facenet_edgetpu.stages.crop_faces import FACES_DIR, MANIFEST
+from facenet_edgetpu.core import artifacts
+from facenet_edgetpu.lib import faces
+from facenet_edgetpu.core.errors import PipelineError
+from facenet_edgetpu.lib.keras_h5 import model_input_size
+from facenet_edgetpu.core.log import get_logger, timed
+from facenet_edgetpu.core.params import Field, inputs, section
 
 CALIBRATION_PATH = "data/calibration.npy"
 

@@ -5,12 +5,12 @@ the conversion by itself. So the versions that shape the artifacts (Python, Tens
 NumPy, OpenCV, scikit-image, the Edge TPU compiler or "predicted", and where the stages run)
 are written to toolchain.yaml, and each stage in dvc.yaml declares the keys it depends on as
 params. The file is rewritten only when something changed, so an unchanged toolchain reruns
-nothing. `python -m stages <stage>` refuses to run when the file is stale.
+nothing. `python -m facenet_edgetpu <stage>` refuses to run when the file is stale.
 
 Example:
-    python -m stages.toolchain          # write toolchain.yaml if it changed
-    python -m stages.toolchain --check  # exit 1 if it is stale
-    python -m stages.toolchain --print  # print this environment's toolchain, write nothing
+    python -m facenet_edgetpu.core.toolchain          # write toolchain.yaml if it changed
+    python -m facenet_edgetpu.core.toolchain --check  # exit 1 if it is stale
+    python -m facenet_edgetpu.core.toolchain --print  # print this environment's toolchain, write nothing
 
 Under the docker runner (params.yaml `runner`), the toolchain is the image's: it is read by
 running `--print` inside the image, and `runtime` holds the image's content id.
@@ -24,10 +24,10 @@ from typing import Dict, Optional
 
 import yaml
 
-from stages import runner
-from stages.lib import artifacts
-from stages.lib.errors import PipelineError
-from stages.lib.params import Field, section
+from facenet_edgetpu.core import runner
+from facenet_edgetpu.core import artifacts
+from facenet_edgetpu.core.errors import PipelineError
+from facenet_edgetpu.core.params import Field, section
 
 TOOLCHAIN_FILE = "toolchain.yaml"
 PREDICTED = "predicted"
@@ -66,7 +66,7 @@ def compiler_version(compiler: str) -> str:
 
     The compile stage's own discovery and version query, so both agree on what runs.
     """
-    from stages import compile as compile_stage
+    from facenet_edgetpu.stages import compile as compile_stage
 
     path = compile_stage.find_compiler(compiler)
     return PREDICTED if path is None else compile_stage.query_compiler_version(path)
@@ -98,7 +98,7 @@ def recorded_toolchain(path: str = TOOLCHAIN_FILE) -> Optional[Dict[str, str]]:
 
 
 def toolchain_text(toolchain: Dict[str, str]) -> str:
-    header = ("# Written by `python -m stages.toolchain` (make repro runs it); do not edit.\n"
+    header = ("# Written by `python -m facenet_edgetpu.core.toolchain` (make repro runs it); do not edit.\n"
               "# Every stage depends on the keys it uses (dvc.yaml), so a change reruns them.\n")
     return header + yaml.safe_dump(toolchain, default_flow_style=False, sort_keys=True)
 

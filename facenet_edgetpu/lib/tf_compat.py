@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-from stages.lib.legacy_keras import load_model
+from facenet_edgetpu.lib.legacy_keras import load_model
 
 
 def tensorflow() -> Any:

@@ -8,7 +8,7 @@ to data/photos/. Nothing is extracted through tarfile's own extract: every membe
 (regular file, path inside the target) and written by this module.
 
 Example:
-    python -m stages.fetch_inputs
+    python -m facenet_edgetpu.fetch_inputs
 """
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ import tarfile
 import tempfile
 from typing import Dict, Iterator, Tuple
 
-from stages.lib import artifacts
-from stages.lib.errors import PipelineError
-from stages.lib.log import get_logger, timed
-from stages.lib.params import Field, section
+from facenet_edgetpu.core import artifacts
+from facenet_edgetpu.core.errors import PipelineError
+from facenet_edgetpu.core.log import get_logger, timed
+from facenet_edgetpu.core.params import Field, section
 
 MODEL_PATH = "models/facenet_keras.h5"
 PHOTOS_DIR = "data/photos"

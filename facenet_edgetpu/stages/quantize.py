@@ -1,7 +1,7 @@
 """Stage `quantize`: full-integer post-training quantization of the Keras model to TFLite.
 
 Reads the Keras h5 model at params `inputs.model` (Lambda layers saved by old Pythons are
-translated by `stages.lib.legacy_keras`; `quantize.lambda_functions` supplies any it cannot
+translated by `facenet_edgetpu.lib.legacy_keras`; `quantize.lambda_functions` supplies any it cannot
 translate) and the representative dataset `data/calibration.npy` (float32, N x H x W x C,
 already resized and pre-whitened). The model is built with batch size 1 (the Edge TPU needs a
 static batch) and converted with
@@ -23,8 +23,8 @@ Outputs:
 
 Two conversions of the same inputs give byte-identical files (checked across processes).
 
-Run from the repository root: `python -m stages quantize` (as dvc.yaml does) or
-`python -m stages.quantize`.
+Run from the repository root: `python -m facenet_edgetpu quantize` (as dvc.yaml does) or
+`python -m facenet_edgetpu.quantize`.
 """
 from __future__ import annotations
 
@@ -35,12 +35,12 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 
 import numpy as np
 
-from stages.lib import artifacts
-from stages.lib.errors import PipelineError
-from stages.lib.legacy_keras import model_lambda_layers
-from stages.lib.tf_compat import graph_mode, load_keras_model, tensorflow
-from stages.lib.log import get_logger, timed
-from stages.lib.params import Field, ParamsError, inputs, section
+from facenet_edgetpu.core import artifacts
+from facenet_edgetpu.core.errors import PipelineError
+from facenet_edgetpu.lib.legacy_keras import model_lambda_layers
+from facenet_edgetpu.lib.tf_compat import graph_mode, load_keras_model, tensorflow
+from facenet_edgetpu.core.log import get_logger, timed
+from facenet_edgetpu.core.params import Field, ParamsError, inputs, section
 
 CALIBRATION = os.path.join("data", "calibration.npy")
 TFLITE_OUT = os.path.join("models", "facenet_keras.tflite")
@@ -54,7 +54,7 @@ SCHEMA = {
 }
 
 # Every TensorFlow attribute path the TF 1.15 code path uses (relative to `tensorflow`), for a
-# test against the TF 1.15 API; `stages.lib.legacy_keras.TF_API` lists the loader's.
+# test against the TF 1.15 API; `facenet_edgetpu.lib.legacy_keras.TF_API` lists the loader's.
 TF1_API = (
     "__version__",
     "executing_eagerly",

@@ -1,9 +1,9 @@
 """Stage `fidelity`: how far the full-integer TFLite model is from the float Keras model.
 
-Both models embed the same faces, preprocessed once by `stages/lib/faces.py` (read with the
+Both models embed the same faces, preprocessed once by `facenet_edgetpu/lib/faces.py` (read with the
 channel order of `representative_dataset.channels`, resized, pre-whitened). Three variants:
 
-    float            the Keras model (loaded by `stages.lib.legacy_keras`), float32 input;
+    float            the Keras model (loaded by `facenet_edgetpu.lib.legacy_keras`), float32 input;
     int8             the quantized model `models/facenet_keras.tflite`, its input quantized
                      with the model's own input scale and zero point (as the QUANTIZE op of a
                      float-input model would: round half away from zero, then clip);
@@ -33,7 +33,7 @@ Outputs:
                                       thread, after warm-up runs. The only output that differs
                                       from run to run; every other one is byte-identical.
 
-Run from the repository root: `python -m stages.fidelity`.
+Run from the repository root: `python -m facenet_edgetpu.fidelity`.
 """
 from __future__ import annotations
 
@@ -47,16 +47,17 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from stages import quantize as quantize_stage
-from stages import representative_dataset as representative_stage
-from stages.crop_faces import FACES_DIR, MANIFEST
-from stages.lib import artifacts, faces
-from stages.lib.errors import PipelineError
-from stages.lib.keras_h5 import model_input_size
-from stages.lib.legacy_keras import LegacyKerasError
-from stages.lib.tf_compat import graph_mode, load_keras_model, tensorflow
-from stages.lib.log import get_logger, timed
-from stages.lib.params import Field, inputs, section
+from facenet_edgetpu.stages import quantize as quantize_stage
+from facenet_edgetpu.stages import representative_dataset as representative_stage
+from facenet_edgetpu.stages.crop_faces import FACES_DIR, MANIFEST
+from facenet_edgetpu.core import artifacts
+from facenet_edgetpu.lib import faces
+from facenet_edgetpu.core.errors import PipelineError
+from facenet_edgetpu.lib.keras_h5 import model_input_size
+from facenet_edgetpu.lib.legacy_keras import LegacyKerasError
+from facenet_edgetpu.lib.tf_compat import graph_mode, load_keras_model, tensorflow
+from facenet_edgetpu.core.log import get_logger, timed
+from facenet_edgetpu.core.params import Field, inputs, section
 
 TFLITE_PATH = quantize_stage.TFLITE_OUT
 FIDELITY_PATH = os.path.join("reports", "fidelity.json")

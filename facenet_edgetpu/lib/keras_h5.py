@@ -7,7 +7,7 @@ from typing import Any, Dict, Tuple
 
 import h5py
 
-from stages.lib.errors import PipelineError
+from facenet_edgetpu.core.errors import PipelineError
 
 
 class KerasFileError(PipelineError, ValueError):

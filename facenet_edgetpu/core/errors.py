@@ -1,6 +1,6 @@
 """The base of every error a user can fix (bad input, bad params, a missing tool).
 
-`python -m stages <stage>` prints these as one clear message instead of a traceback; any
+`python -m facenet_edgetpu <stage>` prints these as one clear message instead of a traceback; any
 other exception is a bug and keeps its traceback.
 """
 

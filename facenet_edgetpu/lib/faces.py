@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from skimage.transform import resize
 
-from stages.lib.errors import PipelineError
+from facenet_edgetpu.core.errors import PipelineError
 
 CHANNEL_ORDERS = ("rgb", "bgr")
 

@@ -11,7 +11,7 @@ in crop order, with its source and box) and reports/crop_metrics.json (photos re
 and skipped for each reason).
 
 Example:
-    python -m stages.crop_faces
+    python -m facenet_edgetpu.crop_faces
 """
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from stages.lib import artifacts
-from stages.lib.errors import PipelineError
-from stages.lib.log import get_logger, timed
-from stages.lib.params import Field, inputs, section
+from facenet_edgetpu.core import artifacts
+from facenet_edgetpu.core.errors import PipelineError
+from facenet_edgetpu.core.log import get_logger, timed
+from facenet_edgetpu.core.params import Field, inputs, section
 
 FACES_DIR = "data/faces"
 MANIFEST = "manifest.json"
