@@ -322,7 +322,7 @@ def run_stage(stage: str, image: str, repo: str = ".", params: Optional[Mapping[
     partials_before = _partials(writable)
     name = "facenet-{}-{}".format(stage.replace("_", "-"), uuid.uuid4().hex[:12])
     command = ["docker"] + run_options(identity, mounts, repo, user=user, name=name) + [
-        image, "python", "-m", "stages", stage]
+        image, "python", "-m", "facenet_edgetpu", stage]
     code, oom = 1, False
     try:
         with _forward_signals(name):
