@@ -19,7 +19,7 @@ $(INSTALLED): requirements/pipeline.lock requirements/dev.lock pyproject.toml
 	@touch $@
 
 toolchain: $(INSTALLED)
-	$(BIN)/python -m facenet_edgetpu.core.toolchain
+	$(BIN)/python -m facenet_edgetpu toolchain
 
 repro: toolchain
 	$(BIN)/dvc repro

@@ -37,7 +37,7 @@ import tempfile
 import time
 from typing import Iterator
 
-from facenet_edgetpu.stages.fetch_inputs import sha256_of
+from facenet_edgetpu.core.artifacts import sha256_of
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCK = os.path.join(REPO, "requirements", "pipeline.lock")

@@ -1,9 +1,10 @@
 """Compare the Edge TPU compiler's operator logs of two runs: `oplog-diff A B`.
 
 A and B may each be a compiler stdout file, an operation log (`*_edgetpu.log`), a
-`compile_result.json` (real or predicted), a directory holding one of those (such as
-`models/edgetpu`, or a work tree of this project, where `models/edgetpu` is used), or a git
-revision of the repository the command runs in, read through git and DVC without a checkout.
+`compile_result.json` (real or predicted), a directory holding one of those, a DVC project's work
+tree, or a git revision of the repository the command runs in, read through git and DVC without
+a checkout. In a DVC project the compile result is found through its dvc.yaml: the first stage
+output directory that holds one (or the one `--compile-dir` names).
 
 Example usage:
 ```
@@ -17,9 +18,9 @@ python -m edgetpu_analyzer.oplog_diff HEAD~1 HEAD
 How an argument is understood, first match wins: an existing file (JSON when it starts with
 "{", compiler stdout when it has the summary lines, else an operation log); an existing
 directory; a git revision (anything `git rev-parse --verify REV^{commit}` accepts; write
-`NAME^{commit}` when a file of the same name exists). For a revision the toolchain is the one
-dvc.lock records for the compile stage at that revision (its toolchain.yaml params); for a
-work-tree directory, the one in its dvc.lock.
+`NAME^{commit}` when a file of the same name exists). The toolchain shown beside a result is what
+dvc.lock records for the stage that wrote it: its params from files other than params.yaml (such
+as a toolchain.yaml of versions), at that revision or in that work tree.
 
 Exit status: 0 when the comparison was made, 1 with --fail-on-regression when B regressed
 against A (see edgetpu_analyzer.diff for the exact rule), 2 for bad arguments or input.
@@ -46,10 +47,9 @@ EXIT_OK = 0
 EXIT_REGRESSION = 1
 EXIT_BAD_INPUT = 2
 
-COMPILE_DIR = "models/edgetpu"          # the compile stage's output directory (dvc.yaml)
-COMPILE_STAGE = "compile"               # its name in dvc.yaml / dvc.lock
-TOOLCHAIN_PARAMS_FILE = "toolchain.yaml"
+DVC_FILE = "dvc.yaml"
 LOCK_FILE = "dvc.lock"
+PARAMS_FILE = "params.yaml"             # DVC's default params file: parameters, not toolchain
 RESULT_FILE = "compile_result.json"
 STDOUT_FILE = "compiler_stdout.txt"
 
@@ -165,8 +165,8 @@ class RevisionFiles:
                                                          type(error).__name__, _one_line(error)))
 
 
-def load_from_directory(files, directory: str, compile_dir: str) -> Tuple[CompileResult, str, str]:
-    """(result, file used, kind) from a compile output directory or a project root.
+def load_from_directory(files, directory: str) -> Tuple[CompileResult, str, str]:
+    """(result, file used, kind) from a compile output directory.
 
     compile_result.json is preferred (it knows whether the result was predicted, and has the
     memory lines), then compiler_stdout.txt, then a single `.log` file.
@@ -186,38 +186,90 @@ def load_from_directory(files, directory: str, compile_dir: str) -> Tuple[Compil
     if len(logs) > 1:
         raise InputError("{} holds several .log files ({}); name one of them".format(
             directory, ", ".join(logs)))
-    nested = files.join(directory, compile_dir)
-    if files.isdir(nested):
-        return load_from_directory(files, nested, compile_dir)
-    raise InputError("{} holds no {}, {}, .log file or {}/ directory".format(
-        directory, RESULT_FILE, STDOUT_FILE, compile_dir))
+    raise InputError("{} holds no {}, {} or .log file".format(directory, RESULT_FILE, STDOUT_FILE))
+
+
+def holds_result(files, directory: str) -> bool:
+    return files.isdir(directory) and any(
+        name in (RESULT_FILE, STDOUT_FILE) or name.endswith("_edgetpu.log")
+        for name in files.listdir(directory))
+
+
+def _read_yaml(files, path: str, where: str) -> Any:
+    try:
+        return yaml.safe_load(files.read_text(path))
+    except yaml.YAMLError as error:
+        raise InputError("{} is not valid YAML: {}".format(where, _one_line(error)))
+
+
+def stage_outputs(files, root: str) -> List[Tuple[str, str]]:
+    """(stage, output path) of every stage of the project's dvc.yaml, in file order."""
+    dvc_yaml = files.join(root, DVC_FILE) if root else DVC_FILE
+    if not files.isfile(dvc_yaml):
+        return []
+    data = _read_yaml(files, dvc_yaml, dvc_yaml)
+    stages = data.get("stages") if isinstance(data, dict) else None
+    found = []
+    for name, spec in (stages or {}).items():
+        for key in ("outs", "metrics", "plots"):
+            for entry in (spec or {}).get(key) or []:
+                path = next(iter(entry)) if isinstance(entry, dict) else entry
+                if isinstance(path, str) and "${" not in path:
+                    found.append((str(name), path))
+    return found
+
+
+def find_compile_output(files, root: str, compile_dir: Optional[str]) -> Tuple[str, Optional[str]]:
+    """(directory, stage that writes it or None) of the compile result inside a project."""
+    where = root or "the revision's root"
+    if not files.isfile(files.join(root, DVC_FILE) if root else DVC_FILE) and not compile_dir:
+        raise InputError("{} holds no {}, {} or .log file, and no {} to find one through".format(
+            where, RESULT_FILE, STDOUT_FILE, DVC_FILE))
+    outputs = stage_outputs(files, root)
+    if compile_dir:
+        writer = next((stage for stage, path in outputs if path.rstrip("/") ==
+                       compile_dir.rstrip("/")), None)
+        return (files.join(root, compile_dir) if root else compile_dir), writer
+    for stage, path in outputs:
+        full = files.join(root, path) if root else path
+        if holds_result(files, full):
+            return full, stage
+    raise InputError("no output directory of a stage in {} holds a compile result ({}, {} or "
+                     "*_edgetpu.log); name it with --compile-dir".format(
+                         files.join(root, DVC_FILE) if root else DVC_FILE, RESULT_FILE,
+                         STDOUT_FILE))
 
 
 # --- the toolchain recorded in dvc.lock -------------------------------------------------------
 
-def toolchain_from_lock(text: str, where: str) -> Optional[Dict[str, str]]:
-    """The toolchain.yaml params dvc.lock records for the compile stage; None if it has none."""
+def toolchain_from_lock(text: str, where: str, stage: str) -> Optional[Dict[str, str]]:
+    """The params dvc.lock records for `stage` from files other than params.yaml (the versions
+    it ran with, in a project that records them as params); None if it has none."""
     try:
         lock = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise InputError("{} is not valid YAML: {}".format(where, _one_line(error)))
-    stage = ((lock or {}).get("stages") or {}).get(COMPILE_STAGE) if isinstance(lock, dict) \
-        else None
-    params = ((stage or {}).get("params") or {}).get(TOOLCHAIN_PARAMS_FILE)
-    if not isinstance(params, dict):
-        return None
-    return {str(key): str(value) for key, value in sorted(params.items())}
+    recorded = ((lock or {}).get("stages") or {}).get(stage) if isinstance(lock, dict) else None
+    params = (recorded or {}).get("params") or {}
+    toolchain = {}
+    for params_file, values in sorted(params.items()):
+        if params_file != PARAMS_FILE and isinstance(values, dict):
+            toolchain.update({str(key): str(value) for key, value in values.items()})
+    return dict(sorted(toolchain.items())) or None
 
 
-def _lock_toolchain(files, lock_path: str, where: str) -> Tuple[Optional[Dict[str, str]], str]:
+def _lock_toolchain(files, lock_path: str, where: str, stage: Optional[str]
+                    ) -> Tuple[Optional[Dict[str, str]], str]:
     """(toolchain, phrase saying where it came from) for one side."""
+    if stage is None:
+        return None, "no toolchain recorded (no stage of {} writes that folder)".format(DVC_FILE)
     if not files.isfile(lock_path):
         return None, "no toolchain recorded (no {})".format(LOCK_FILE)
-    toolchain = toolchain_from_lock(files.read_text(lock_path), where)
+    toolchain = toolchain_from_lock(files.read_text(lock_path), where, stage)
     if toolchain is None:
-        return None, "no toolchain recorded ({} has no {} stage params from {})".format(
-            LOCK_FILE, COMPILE_STAGE, TOOLCHAIN_PARAMS_FILE)
-    return toolchain, "toolchain from {} (stage {})".format(LOCK_FILE, COMPILE_STAGE)
+        return None, "no toolchain recorded ({} has no params of stage {} beyond {})".format(
+            LOCK_FILE, stage, PARAMS_FILE)
+    return toolchain, "toolchain from {} (stage {})".format(LOCK_FILE, stage)
 
 
 # --- git ----------------------------------------------------------------------------------------
@@ -245,19 +297,22 @@ def resolve_revision(repo_root: str, revision: str) -> Optional[str]:
 
 # --- one argument -------------------------------------------------------------------------------
 
-def load_side(argument: str, repo: str, compile_dir: str) -> LoadedSide:
+def load_side(argument: str, repo: str, compile_dir: Optional[str]) -> LoadedSide:
     """Read one argument as a file, a directory or a git revision, in that order."""
     files = LocalFiles()
     if os.path.isfile(argument):
         result, kind = parse_result_text(files.read_text(argument), argument)
         return LoadedSide("{} ({} file)".format(argument, kind), result, None)
     if os.path.isdir(argument):
-        result, path, kind = load_from_directory(files, argument, compile_dir)
-        toolchain, origin = None, "no toolchain"
-        if os.path.isfile(os.path.join(argument, LOCK_FILE)):
-            toolchain, origin = _lock_toolchain(
-                files, os.path.join(argument, LOCK_FILE), os.path.join(argument, LOCK_FILE))
-        return LoadedSide("{} (directory: {}, {}; {})".format(argument, path, kind, origin),
+        if holds_result(files, argument):
+            result, path, kind = load_from_directory(files, argument)
+            return LoadedSide("{} (directory: {}, {}; no toolchain)".format(argument, path, kind),
+                              result, None)
+        directory, stage = find_compile_output(files, argument, compile_dir)
+        result, path, kind = load_from_directory(files, directory)
+        lock = os.path.join(argument, LOCK_FILE)
+        toolchain, origin = _lock_toolchain(files, lock, lock, stage)
+        return LoadedSide("{} (work tree: {}, {}; {})".format(argument, path, kind, origin),
                           result, toolchain)
 
     root = repository_root(repo)
@@ -271,12 +326,16 @@ def load_side(argument: str, repo: str, compile_dir: str) -> LoadedSide:
             argument, root))
     label = "{} ({})".format(argument, commit[:12])
     revision_files = RevisionFiles(root, commit, label)
-    if not revision_files.isdir(compile_dir):
+    try:
+        directory, stage = find_compile_output(revision_files, "", compile_dir)
+    except InputError as error:
+        raise InputError("git revision {}: {}".format(label, error))
+    if not revision_files.isdir(directory):
         raise InputError("git revision {} has no {}/ (no compile result committed through "
-                         "DVC at that revision)".format(label, compile_dir))
-    result, path, kind = load_from_directory(revision_files, compile_dir, compile_dir)
+                         "DVC at that revision)".format(label, directory))
+    result, path, kind = load_from_directory(revision_files, directory)
     toolchain, origin = _lock_toolchain(revision_files, LOCK_FILE,
-                                        "{} at {}".format(LOCK_FILE, label))
+                                        "{} at {}".format(LOCK_FILE, label), stage)
     return LoadedSide("git revision {}: {} through DVC, {}; {}".format(label, path, kind, origin),
                       result, toolchain)
 
@@ -319,8 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="exit 1 when B regressed against A")
     parser.add_argument("--repo", default=".",
                         help="git repository in which revisions are looked up")
-    parser.add_argument("--compile-dir", default=COMPILE_DIR,
-                        help="compile output directory inside the repository or a work tree")
+    parser.add_argument("--compile-dir", default=None,
+                        help="compile output directory inside the repository or a work tree "
+                             "(default: the first stage output in dvc.yaml that holds one)")
     return parser
 
 

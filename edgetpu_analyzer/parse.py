@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import List, Optional, Tuple
 
+from edgetpu_analyzer.compiler import VERSION_LINE as _VERSION
 from edgetpu_analyzer.result import (
     PREDICTION_MARKER, STATUS_MAPPED, CompileResult, OperatorRow, size_from_text)
 
@@ -22,7 +23,6 @@ class CompilerOutputError(ValueError):
     """The text is not (complete) edgetpu_compiler output."""
 
 
-_VERSION = re.compile(r"Edge TPU Compiler version\s+(\d+(?:\.\d+)*)")
 _SIZE = r"(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB)"
 _SIZE_LINES = {
     "input_size_bytes": re.compile(r"^\s*Input size:\s*" + _SIZE),

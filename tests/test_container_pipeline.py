@@ -105,7 +105,7 @@ def test_docker_pipeline_outputs_belong_to_the_invoking_user(docker_pipeline_rep
 
 def test_docker_pipeline_second_repro_runs_nothing(docker_pipeline_repo):
     repo = docker_pipeline_repo[0]
-    assert "up to date" in run([sys.executable, "-m", "facenet_edgetpu.core.toolchain"], repo).stdout
+    assert "up to date" in run([sys.executable, "-m", "facenet_edgetpu", "toolchain"], repo).stdout
     again = dvc(repo, "repro").stdout
     assert "Running stage" not in again, again
 

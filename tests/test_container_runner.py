@@ -80,7 +80,7 @@ def docker_repo_copy(destination, image=IMAGE):
     """A copy of the repository set to the docker runner, toolchain written (from the image)."""
     copy_repository(destination)
     set_params(destination, runner={"kind": "docker", "image": image})
-    stages_cmd(destination, "facenet_edgetpu.core.toolchain", check=True)
+    stages_cmd(destination, "facenet_edgetpu", "toolchain", check=True)
     return destination
 
 
@@ -193,7 +193,7 @@ def test_no_engine_gives_a_clear_error_and_touches_nothing(tmp_path):
     set_params(repo, runner={"kind": "docker", "image": IMAGE})
     env = pipeline_env()
     env["DOCKER_HOST"] = "unix://{}/no-engine.sock".format(tmp_path)
-    for args in (["facenet_edgetpu", "crop_faces"], ["facenet_edgetpu.core.toolchain"]):
+    for args in (["facenet_edgetpu", "crop_faces"], ["facenet_edgetpu", "toolchain"]):
         done = stages_cmd(repo, *args, env=env)
         assert done.returncode == 1, done.stdout
         assert ("Docker engine is not reachable" in done.stdout
@@ -326,7 +326,7 @@ def test_a_stage_container_has_no_network_no_privileges_and_read_only_inputs(doc
 
 
 def test_the_same_image_reruns_nothing_and_a_different_image_reruns_the_stages(scratch_repo):
-    again = stages_cmd(scratch_repo, "facenet_edgetpu.core.toolchain", check=True)
+    again = stages_cmd(scratch_repo, "facenet_edgetpu", "toolchain", check=True)
     assert "up to date" in again.stdout
     status = dvc(scratch_repo, "status", "--json", "--with-deps", "representative_dataset").stdout
     assert json.loads(status[status.index("{"):]) == {}
@@ -339,7 +339,7 @@ def test_the_same_image_reruns_nothing_and_a_different_image_reruns_the_stages(s
     assert build.returncode == 0, build.stdout
     try:
         set_params(scratch_repo, runner={"image": derived})
-        changed = stages_cmd(scratch_repo, "facenet_edgetpu.core.toolchain", check=True).stdout
+        changed = stages_cmd(scratch_repo, "facenet_edgetpu", "toolchain", check=True).stdout
         assert "runtime docker sha256:" in changed and runner.image_identity(derived) in changed
         status = dvc(scratch_repo, "status", "--json", "--with-deps", "representative_dataset").stdout
         stale = json.loads(status[status.index("{"):])
@@ -348,14 +348,14 @@ def test_the_same_image_reruns_nothing_and_a_different_image_reruns_the_stages(s
     finally:
         subprocess.run(["docker", "image", "rm", "--force", derived], stdout=subprocess.DEVNULL)
     set_params(scratch_repo, runner={"image": IMAGE})
-    stages_cmd(scratch_repo, "facenet_edgetpu.core.toolchain", check=True)
+    stages_cmd(scratch_repo, "facenet_edgetpu", "toolchain", check=True)
     status = dvc(scratch_repo, "status", "--json", "--with-deps", "representative_dataset").stdout
     assert json.loads(status[status.index("{"):]) == {}
 
 
 def test_a_missing_image_says_how_to_build_it(scratch_repo):
     set_params(scratch_repo, runner={"image": "facenet-edgetpu-local:no-such-tag"})
-    for args in (["facenet_edgetpu", "crop_faces"], ["facenet_edgetpu.core.toolchain"]):
+    for args in (["facenet_edgetpu", "crop_faces"], ["facenet_edgetpu", "toolchain"]):
         done = stages_cmd(scratch_repo, *args)
         assert done.returncode == 1 and "is not in the local Docker engine" in done.stdout
         assert "make image-local" in done.stdout and "Traceback" not in done.stdout

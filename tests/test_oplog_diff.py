@@ -296,6 +296,9 @@ def test_compile_result_json_and_directories(tmp_path, capsys):
     with open(str(tmp_path / "predicted" / "dvc.lock"), "w", encoding="utf-8") as handle:
         handle.write("schema: '2.0'\nstages:\n  compile:\n    params:\n      toolchain.yaml:\n"
                      "        edgetpu_compiler: predicted\n        tflite: 2.18.0\n")
+    with open(str(tmp_path / "predicted" / "dvc.yaml"), "w", encoding="utf-8") as handle:
+        handle.write("stages:\n  quantize:\n    cmd: q\n    outs: [models/x.tflite]\n"
+                     "  compile:\n    cmd: c\n    outs: [models/edgetpu]\n")
     real_dir = tmp_path / "real"
     real_dir.mkdir()
     shutil.copy(FACENET_V16_PARTIAL_LOG, str(real_dir / "facenet_keras_edgetpu.log"))
@@ -309,9 +312,11 @@ def test_compile_result_json_and_directories(tmp_path, capsys):
     assert "facenet_keras_edgetpu.log, operation log" in data["b"]["source"]
     assert data["compiler"]["predicted"] == {"a": True, "b": False, "changed": True}
 
-    # A work tree: its models/edgetpu is used, and the toolchain comes from its dvc.lock.
+    # A work tree: the stage output of its dvc.yaml that holds a compile result is used, and
+    # the toolchain comes from that stage's non-params.yaml params in its dvc.lock.
     code, out, _ = run_main(capsys, str(tmp_path / "predicted"), FACENET_V15_STDOUT, "--json")
     data = json.loads(out)
+    assert "work tree: " in data["a"]["source"]
     assert "compile_result.json, compile result JSON; toolchain from dvc.lock (stage compile)" \
         in data["a"]["source"]
     assert data["a"]["toolchain"] == {"edgetpu_compiler": "predicted", "tflite": "2.18.0"}
@@ -490,7 +495,8 @@ def test_unknown_revision_and_revision_without_compile_output(revisions_repo, ca
     _run(["git", "commit", "-q", "--allow-empty", "-m", "nothing"], empty, env)
     code, _, err = run_main(capsys, "HEAD", FACENET_V15_STDOUT, "--repo", empty)
     assert code == 2
-    assert "has no models/edgetpu/" in err and err.count("\n") == 1
+    assert "holds no compile_result.json, compiler_stdout.txt or .log file, and no dvc.yaml" \
+        in err and err.count("\n") == 1
 
 
 def test_notes_shared_by_both_results_are_listed_once():

@@ -55,9 +55,11 @@ def test_a_stage_with_a_bad_param_fails_cleanly_before_writing(tmp_path):
     params = load_params()
     params["crop_faces"]["min_size"] = "big"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    subprocess.run([sys.executable, "-m", "facenet_edgetpu.core.toolchain"], cwd=str(tmp_path), check=True,
+    subprocess.run([sys.executable, "-m", "facenet_edgetpu", "toolchain"], cwd=str(tmp_path), check=True,
                    stdout=subprocess.DEVNULL)
-    done = subprocess.run([sys.executable, "-m", "facenet_edgetpu", "crop_faces"], cwd=str(tmp_path),
+    done = subprocess.run([sys.executable, "-m", "facenet_edgetpu", "crop_faces", "--photos",
+                           "photos", "--faces", "faces", "--metrics", "crop_metrics.json"],
+                          cwd=str(tmp_path),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True)
     assert done.returncode == 1

@@ -197,10 +197,15 @@ def write_stage_dir(folder, small, quantize_section):
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
 
 
+def stage_arguments(small):
+    return ["--model", small["h5"], "--calibration", "data/calibration.npy",
+            "--out", "models/facenet_keras.tflite", "--report", "models/quantization.json"]
+
+
 def test_main_reads_params_and_writes_outputs(small, tmp_path, monkeypatch):
     write_stage_dir(tmp_path, small, {"io_type": "int8", "lambda_functions": {}})
     monkeypatch.chdir(str(tmp_path))
-    q.main()
+    q.main(stage_arguments(small))
     with open(str(tmp_path / "models" / "quantization.json"), encoding="utf-8") as handle:
         report = json.load(handle)
     assert report["io_type"] == "int8" and report["calibration_samples"] == 4
@@ -220,7 +225,7 @@ def test_main_refuses_bad_params(small, tmp_path, monkeypatch, section, problem)
     write_stage_dir(tmp_path, small, section)
     monkeypatch.chdir(str(tmp_path))
     with pytest.raises(ParamsError, match=problem):
-        q.main()
+        q.main(stage_arguments(small))
     assert not os.path.exists(str(tmp_path / "models"))
 
 
@@ -235,7 +240,7 @@ def test_a_lambda_source_for_a_layer_the_model_lacks_stops_the_stage(small, tmp_
     monkeypatch.chdir(str(tmp_path))
     # a PipelineError: `python -m facenet_edgetpu quantize` prints it as one message, no traceback
     with pytest.raises(PipelineError, match="quantize.lambda_functions names 'Scale'"):
-        q.main()
+        q.main(stage_arguments(small))
     assert not os.path.exists(str(tmp_path / "models"))
 
 

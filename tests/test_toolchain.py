@@ -35,21 +35,21 @@ def run(args, cwd):
 def test_entry_point_refuses_a_stale_toolchain_and_rewrite_fixes_it(tmp_path):
     import shutil
     shutil.copy("params.yaml", str(tmp_path / "params.yaml"))
-    assert run(["-m", "facenet_edgetpu.core.toolchain"], str(tmp_path)).returncode == 0
+    assert run(["-m", "facenet_edgetpu", "toolchain"], str(tmp_path)).returncode == 0
     first = (tmp_path / "toolchain.yaml").read_bytes()
-    again = run(["-m", "facenet_edgetpu.core.toolchain"], str(tmp_path))
+    again = run(["-m", "facenet_edgetpu", "toolchain"], str(tmp_path))
     assert "up to date" in again.stdout and (tmp_path / "toolchain.yaml").read_bytes() == first
 
     recorded = yaml.safe_load(first)
     recorded["tensorflow"] = "1.15.5"
     (tmp_path / "toolchain.yaml").write_text(yaml.safe_dump(recorded))
-    assert run(["-m", "facenet_edgetpu.core.toolchain", "--check"], str(tmp_path)).returncode == 1
+    assert run(["-m", "facenet_edgetpu", "toolchain", "--check"], str(tmp_path)).returncode == 1
     refused = run(["-m", "facenet_edgetpu", "crop_faces"], str(tmp_path))
     assert refused.returncode == 1
     assert "tensorflow: recorded 1.15.5, found {}".format(tf.__version__) in refused.stdout
     assert "Traceback" not in refused.stdout
 
-    fixed = run(["-m", "facenet_edgetpu.core.toolchain"], str(tmp_path))
+    fixed = run(["-m", "facenet_edgetpu", "toolchain"], str(tmp_path))
     assert "tensorflow 1.15.5 -> {}".format(tf.__version__) in fixed.stdout
     assert (tmp_path / "toolchain.yaml").read_bytes() == first
 

@@ -7,22 +7,48 @@ so the same inputs give byte-identical files.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
 import tempfile
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, List
+
+from facenet_edgetpu.core.errors import PipelineError
+
+PARTIAL_MARK = ".partial-"
+
+
+class ArtifactError(PipelineError):
+    """An input file of a stage cannot be read as what it should be."""
+
+
+def _partial_prefix(path: str) -> str:
+    return ".{}{}".format(os.path.basename(os.path.normpath(path)), PARTIAL_MARK)
 
 
 def _temporary_sibling(path: str, directory: bool) -> str:
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
-    prefix = ".{}.partial-".format(os.path.basename(path))
+    prefix = _partial_prefix(path)
     if directory:
         return tempfile.mkdtemp(prefix=prefix, dir=parent)
     handle, temp = tempfile.mkstemp(prefix=prefix, dir=parent)
     os.close(handle)
     return temp
+
+
+def stale_partials(outputs: Iterable[str]) -> List[str]:
+    """The temporary siblings of `outputs` present on disk: what a killed run left behind
+    (a run that Python saw ending removes its own)."""
+    found = []
+    for output in outputs:
+        parent = os.path.dirname(os.path.abspath(output))
+        if os.path.isdir(parent):
+            prefix = _partial_prefix(output)
+            found.extend(os.path.join(parent, name) for name in sorted(os.listdir(parent))
+                         if name.startswith(prefix))
+    return found
 
 
 def remove(path: str) -> None:
@@ -79,6 +105,25 @@ def write_json(path: str, data: Any) -> None:
     write_text(path, json_text(data))
 
 
-def read_json(path: str) -> Any:
-    with open(path, "r", encoding="utf-8") as handle:
-        return json.load(handle)
+def read_json(path: str, made_by: str = "the stage that writes it") -> Any:
+    """Parse a JSON file another stage wrote; a missing or damaged one is a PipelineError
+    saying which file and how to make it again."""
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise ArtifactError("{} not found: run {} first (dvc repro makes it)".format(
+            path, made_by))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ArtifactError("{} is not valid JSON ({}): it was cut short or edited by hand; "
+                            "delete it and run {} again (dvc repro makes it)".format(
+                                path, error, made_by))
+
+
+def sha256_of(path: str) -> str:
+    """The sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

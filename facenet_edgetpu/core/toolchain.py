@@ -8,9 +8,9 @@ params. The file is rewritten only when something changed, so an unchanged toolc
 nothing. `python -m facenet_edgetpu <stage>` refuses to run when the file is stale.
 
 Example:
-    python -m facenet_edgetpu.core.toolchain          # write toolchain.yaml if it changed
-    python -m facenet_edgetpu.core.toolchain --check  # exit 1 if it is stale
-    python -m facenet_edgetpu.core.toolchain --print  # print this environment's toolchain, write nothing
+    python -m facenet_edgetpu toolchain          # write toolchain.yaml if it changed
+    python -m facenet_edgetpu toolchain --check  # exit 1 if it is stale
+    python -m facenet_edgetpu toolchain --print  # print this environment's toolchain, write nothing
 
 Under the docker runner (params.yaml `runner`), the toolchain is the image's: it is read by
 running `--print` inside the image, and `runtime` holds the image's content id.
@@ -24,8 +24,8 @@ from typing import Dict, Optional
 
 import yaml
 
-from facenet_edgetpu.core import runner
-from facenet_edgetpu.core import artifacts
+from edgetpu_analyzer.compiler import CompilerUnusableError, find_compiler, query_compiler_version
+from facenet_edgetpu.core import artifacts, runner
 from facenet_edgetpu.core.errors import PipelineError
 from facenet_edgetpu.core.params import Field, section
 
@@ -64,12 +64,16 @@ def distribution_version(names) -> str:
 def compiler_version(compiler: str) -> str:
     """`edgetpu_compiler --version` (e.g. "15.0.340273435"), or "predicted" when absent.
 
-    The compile stage's own discovery and version query, so both agree on what runs.
+    The same discovery and version query as the compile stage's, so both agree on what runs.
     """
-    from facenet_edgetpu.stages import compile as compile_stage
-
-    path = compile_stage.find_compiler(compiler)
-    return PREDICTED if path is None else compile_stage.query_compiler_version(path)
+    try:
+        path = find_compiler(compiler)
+        return PREDICTED if path is None else query_compiler_version(path)
+    except CompilerUnusableError as error:
+        raise PipelineError(
+            "params.yaml compile.compiler is {!r}, and {}. Set compile.compiler to the path of "
+            "edgetpu_compiler, or to its name (edgetpu_compiler) to run it from PATH or predict "
+            "its output where it is not installed.".format(compiler, error))
 
 
 def current_toolchain(compiler: str) -> Dict[str, str]:
@@ -98,7 +102,7 @@ def recorded_toolchain(path: str = TOOLCHAIN_FILE) -> Optional[Dict[str, str]]:
 
 
 def toolchain_text(toolchain: Dict[str, str]) -> str:
-    header = ("# Written by `python -m facenet_edgetpu.core.toolchain` (make repro runs it); do not edit.\n"
+    header = ("# Written by `python -m facenet_edgetpu toolchain` (make repro runs it); do not edit.\n"
               "# Every stage depends on the keys it uses (dvc.yaml), so a change reruns them.\n")
     return header + yaml.safe_dump(toolchain, default_flow_style=False, sort_keys=True)
 
@@ -140,7 +144,3 @@ def main(argv=None) -> int:
     else:
         print("{} is up to date".format(TOOLCHAIN_FILE))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

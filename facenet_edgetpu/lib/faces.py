@@ -13,8 +13,12 @@ import numpy as np
 from skimage.transform import resize
 
 from facenet_edgetpu.core.errors import PipelineError
+from facenet_edgetpu.core.params import Field
 
 CHANNEL_ORDERS = ("rgb", "bgr")
+# `representative_dataset.channels`, which every stage that feeds faces to a model reads: the
+# seed fed OpenCV's BGR order; the Keras FaceNet was trained on RGB images.
+CHANNELS_FIELD = Field(str, choices=CHANNEL_ORDERS)
 
 
 class ImageError(PipelineError, ValueError):

@@ -1,9 +1,9 @@
-"""Compile stage: models/facenet_keras.tflite -> models/edgetpu/ (Edge TPU compile result).
+"""Compile stage: the quantized .tflite -> a folder with the Edge TPU compile result.
 
 When `edgetpu_compiler` is installed (params `compile.compiler`: a name on PATH or a path), the
 stage runs it, parses what it printed and keeps its outputs. The compiler is x86-64 Linux only,
 so elsewhere the stage predicts the result with `edgetpu_analyzer` for the compiler release in
-`compile.predict_compiler_version`. Either way `models/edgetpu/` holds, named after the input:
+`compile.predict_compiler_version`. Either way the output folder holds, named after the input:
 
 - `compile_result.json`: the result structure (`"predicted": true` for a prediction);
 - `compiler_stdout.txt`: what the compiler printed (stdout and stderr), or the predicted text;
@@ -16,33 +16,30 @@ is predicted to refuse the model, or maps less than `compile.min_mapped_fraction
 operations (the compiler reports partial mapping as success), the stage fails with the
 reason and leaves no output behind.
 
-Run from the repository root:
-```
-python -m facenet_edgetpu.compile
-```
+Example (as dvc.yaml runs it):
+    python -m facenet_edgetpu compile --model models/facenet_keras.tflite --out models/edgetpu
 """
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
-from edgetpu_analyzer.parse import (
-    CompilerOutputError, compiler_version_from_text, parse_compiler_stdout, parse_operation_log)
+from edgetpu_analyzer.compiler import (
+    CompilerUnusableError, compiler_major, find_compiler, query_compiler_version,
+    run_with_time_limit)
+from edgetpu_analyzer.parse import CompilerOutputError, parse_compiler_stdout, parse_operation_log
 from edgetpu_analyzer.predict import execution_order_from_table, predict_file
 from edgetpu_analyzer.render import render_compiler_stdout, render_operation_log
 from edgetpu_analyzer.result import CompileResult
 from edgetpu_analyzer.tflite_reader import ModelReadError, read_model
-from facenet_edgetpu.core import artifacts
-from facenet_edgetpu.core.log import get_logger, timed
+from facenet_edgetpu.core import artifacts, entry
 from facenet_edgetpu.core.errors import PipelineError
+from facenet_edgetpu.core.log import get_logger, timed
 from facenet_edgetpu.core.params import Field, section
 
-INPUT_MODEL = "models/facenet_keras.tflite"
-OUTPUT_DIR = "models/edgetpu"
 RESULT_FILE = "compile_result.json"
 STDOUT_FILE = "compiler_stdout.txt"
 
@@ -59,7 +56,6 @@ PARAMS_SCHEMA = {
 TIMEOUT_FLAG_SINCE_MAJOR = 16
 # Compiler 16 stops itself after --timeout_sec; give it this long to report before killing it.
 TIMEOUT_GRACE_SEC = 30
-VERSION_QUERY_TIMEOUT_SEC = 60
 
 log = get_logger("compile")
 
@@ -79,41 +75,19 @@ def output_names(model_path: str) -> Dict[str, str]:
     }
 
 
-def find_compiler(compiler: str) -> Optional[str]:
-    """Absolute path of the compiler (a name on PATH or a path), or None when absent."""
-    if os.sep in compiler or (os.altsep and os.altsep in compiler):
-        if not os.path.exists(compiler):
-            return None
-        if os.path.isdir(compiler) or not os.access(compiler, os.X_OK):
-            raise CompileStageError("compile.compiler {!r} exists but is not an executable "
-                                    "file".format(compiler))
-        return os.path.abspath(compiler)
-    found = shutil.which(compiler)
-    return os.path.abspath(found) if found else None
-
-
-def compiler_major(version: str) -> int:
+def usable_compiler(compiler: str) -> Optional[str]:
+    """The compiler's path and version check, with errors that say what to set; None when the
+    default name is simply not installed (then the stage predicts)."""
     try:
-        return int(version.split(".")[0])
-    except ValueError:
-        raise CompileStageError("cannot read the compiler's major version from {!r}".format(
-            version))
+        return find_compiler(compiler)
+    except CompilerUnusableError as error:
+        raise CompileStageError(_set_compiler_hint(compiler, error))
 
 
-def query_compiler_version(compiler_path: str) -> str:
-    """Run `<compiler> --version` and return e.g. "16.0.384591198"."""
-    try:
-        completed = subprocess.run(
-            [compiler_path, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            timeout=VERSION_QUERY_TIMEOUT_SEC)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise CompileStageError("cannot run {} --version: {}".format(compiler_path, error))
-    text = completed.stdout.decode("utf-8", "replace")
-    try:
-        return compiler_version_from_text(text)
-    except CompilerOutputError:
-        raise CompileStageError("{} --version printed no 'Edge TPU Compiler version' line: "
-                                "{!r}".format(compiler_path, text.strip()[:200]))
+def _set_compiler_hint(compiler: str, error: Exception) -> str:
+    return ("params.yaml compile.compiler is {!r}, and {}. Set compile.compiler to the path of "
+            "edgetpu_compiler, or to its name (edgetpu_compiler) to run it from PATH or predict "
+            "its output where it is not installed.".format(compiler, error))
 
 
 def compiler_command(compiler_path: str, version: str, model_name: str, min_runtime_version: int,
@@ -135,23 +109,6 @@ def wall_clock_limit(version: str, timeout_sec: int) -> int:
     return timeout_sec
 
 
-def run_with_time_limit(command: List[str], cwd: str, limit: int) -> Tuple[int, str]:
-    """Run `command`, return (exit status, stdout+stderr text); kill its whole process group
-    (compiler 16 compiles in a child process) and raise TimeoutExpired after `limit` s."""
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        output, _ = process.communicate(timeout=limit)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass  # the group ended between the timeout and the kill
-        process.communicate()
-        raise
-    return process.returncode, output.decode("utf-8", "replace")
-
-
 def _failure_summary(text: str, limit: int = 12) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return "\n".join(lines[-limit:]) or "(no output)"
@@ -165,7 +122,10 @@ def run_compiler(model_path: str, work_dir: str, params: Dict[str, Any],
     writes plain file names (as in the seed: "Input model: facenet_keras.tflite").
     """
     names = output_names(model_path)
-    version = query_compiler_version(compiler_path)
+    try:
+        version = query_compiler_version(compiler_path)
+    except CompilerUnusableError as error:
+        raise CompileStageError(_set_compiler_hint(params["compiler"], error))
     model_name = os.path.basename(model_path)
     command = compiler_command(compiler_path, version, model_name, params["min_runtime_version"],
                                params["show_operations"], params["timeout_sec"])
@@ -175,7 +135,7 @@ def run_compiler(model_path: str, work_dir: str, params: Dict[str, Any],
         shutil.copyfile(model_path, os.path.join(scratch, model_name))
         log.info("running %s", " ".join(command))
         try:
-            returncode, text = run_with_time_limit(command, scratch, limit)
+            returncode, text = run_with_time_limit(command, limit, cwd=scratch)
         except subprocess.TimeoutExpired:
             raise CompileStageError(
                 "edgetpu_compiler {} did not finish within {} s and was stopped; raise "
@@ -264,14 +224,13 @@ def check_mapped_fraction(result: CompileResult, min_mapped_fraction: float) -> 
             min_mapped_fraction, " (predicted)" if result.predicted else "", on_cpu))
 
 
-def run(params: Dict[str, Any], model_path: str = INPUT_MODEL,
-        output_dir: str = OUTPUT_DIR) -> CompileResult:
+def run(params: Dict[str, Any], model_path: str, output_dir: str) -> CompileResult:
     """Produce `output_dir` from `model_path`; on any failure remove it and raise."""
     try:
         if not os.path.isfile(model_path):
             raise CompileStageError("{} not found: run the quantize stage first".format(
                 model_path))
-        compiler_path = find_compiler(params["compiler"])
+        compiler_path = usable_compiler(params["compiler"])
         with artifacts.staged_dir(output_dir) as work_dir:
             if compiler_path:
                 with timed(log, "compiling with {}".format(compiler_path)):
@@ -292,13 +251,13 @@ def run(params: Dict[str, Any], model_path: str = INPUT_MODEL,
     return result
 
 
-def main() -> None:
-    try:
-        run(section("compile", PARAMS_SCHEMA))
-    except PipelineError as error:
-        # Same one-message form as `python -m facenet_edgetpu compile`, also for `-m stages.compile`.
-        raise SystemExit("compile failed: {}".format(error))
+def main(argv: Sequence[str]) -> None:
+    parser = entry.stage_parser("compile", __doc__)
+    parser.add_argument("--model", required=True, help="the quantized .tflite model")
+    parser.add_argument("--out", required=True, help="the folder of compile results to write")
+    args = parser.parse_args(argv)
+    run(section("compile", PARAMS_SCHEMA), args.model, args.out)
 
 
 if __name__ == "__main__":
-    main()
+    entry.start("compile", main)

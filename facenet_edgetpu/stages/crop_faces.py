@@ -6,12 +6,13 @@ photo whose margin box leaves the image. Photos are tried in a seeded shuffled o
 most `max_faces` crops are kept per split. Val crops are written apart: they are for
 evaluation and never used for calibration.
 
-Outputs: data/faces/{train,val}/<person>/<photo>.png, data/faces/manifest.json (every crop,
-in crop order, with its source and box) and reports/crop_metrics.json (photos read, cropped,
-and skipped for each reason).
+Outputs: <faces>/{train,val}/<person>/<photo>.png, <faces>/manifest.json (every crop, in crop
+order, with its source and box; lib/manifest.py) and the crop metrics (photos read, cropped, and
+skipped for each reason).
 
-Example:
-    python -m facenet_edgetpu.crop_faces
+Example (as dvc.yaml runs it):
+    python -m facenet_edgetpu crop_faces --photos data/photos --faces data/faces \
+        --metrics reports/crop_metrics.json
 """
 from __future__ import annotations
 
@@ -23,15 +24,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from facenet_edgetpu.core import artifacts
+from facenet_edgetpu.core import artifacts, entry
 from facenet_edgetpu.core.errors import PipelineError
 from facenet_edgetpu.core.log import get_logger, timed
-from facenet_edgetpu.core.params import Field, inputs, section
+from facenet_edgetpu.core.params import Field, section
+from facenet_edgetpu.lib.manifest import SPLITS, manifest_path
 
-FACES_DIR = "data/faces"
-MANIFEST = "manifest.json"
-METRICS_PATH = "reports/crop_metrics.json"
-SPLITS = ("train", "val")
 CASCADE_FILE = "haarcascade_frontalface_alt2.xml"
 
 SCHEMA = {
@@ -182,15 +180,19 @@ def crop_all(photos_dir: str, out_dir: str, params: Dict) -> Tuple[List[Dict], D
     return manifest, metrics
 
 
-def main() -> None:
+def main(argv: Sequence[str]) -> None:
+    parser = entry.stage_parser("crop_faces", __doc__)
+    parser.add_argument("--photos", required=True, help="<photos>/{train,val}/<person>/*.jpg")
+    parser.add_argument("--faces", required=True, help="the folder of crops to write")
+    parser.add_argument("--metrics", required=True, help="the crop metrics JSON to write")
+    args = parser.parse_args(argv)
     params = section("crop_faces", SCHEMA)
-    photos_dir = inputs()["photos"]
-    with timed(log, "Cropping faces from {}".format(photos_dir)):
-        with artifacts.staged_dir(FACES_DIR) as temp:
-            manifest, metrics = crop_all(photos_dir, temp, params)
-            artifacts.write_json(os.path.join(temp, MANIFEST), manifest)
-    artifacts.write_json(METRICS_PATH, metrics)
+    with timed(log, "Cropping faces from {}".format(args.photos)):
+        with artifacts.staged_dir(args.faces) as temp:
+            manifest, metrics = crop_all(args.photos, temp, params)
+            artifacts.write_json(manifest_path(temp), manifest)
+    artifacts.write_json(args.metrics, metrics)
 
 
 if __name__ == "__main__":
-    main()
+    entry.start("crop_faces", main)

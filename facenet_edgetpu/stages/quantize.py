@@ -1,9 +1,8 @@
 """Stage `quantize`: full-integer post-training quantization of the Keras model to TFLite.
 
-Reads the Keras h5 model at params `inputs.model` (Lambda layers saved by old Pythons are
-translated by `facenet_edgetpu.lib.legacy_keras`; `quantize.lambda_functions` supplies any it cannot
-translate) and the representative dataset `data/calibration.npy` (float32, N x H x W x C,
-already resized and pre-whitened). The model is built with batch size 1 (the Edge TPU needs a
+Reads the Keras h5 model (Lambda layers saved by old Pythons are translated by
+`facenet_edgetpu.lib.legacy_keras`; `quantize.lambda_functions` supplies any it cannot translate)
+and the representative dataset (float32 .npy, N x H x W x C, already resized and pre-whitened). The model is built with batch size 1 (the Edge TPU needs a
 static batch) and converted with
 
     optimizations = [DEFAULT], supported ops = [TFLITE_BUILTINS_INT8] only,
@@ -14,8 +13,8 @@ so conversion fails rather than leave a float operator behind. Under TF 2.x the 
 (`tf.compat.v1.lite.TFLiteConverter.from_session`), as `from_keras_model_file` does internally.
 
 Outputs:
-    models/facenet_keras.tflite   the quantized model
-    models/quantization.json      `input` and `output`: the tensors as written (name, dtype,
+    --out       the quantized model (.tflite)
+    --report    quantization JSON: `input` and `output`: the tensors as written (name, dtype,
                                   shape, scale, zero_point, read back with tf.lite.Interpreter), the
                                   operator counts and versions (from the flatbuffer), the file
                                   size and sha256, the number of calibration samples and the
@@ -23,8 +22,10 @@ Outputs:
 
 Two conversions of the same inputs give byte-identical files (checked across processes).
 
-Run from the repository root: `python -m facenet_edgetpu quantize` (as dvc.yaml does) or
-`python -m facenet_edgetpu.quantize`.
+Example (as dvc.yaml runs it):
+    python -m facenet_edgetpu quantize --model models/facenet_keras.h5 \
+        --calibration data/calibration.npy --out models/facenet_keras.tflite \
+        --report models/quantization.json
 """
 from __future__ import annotations
 
@@ -35,22 +36,20 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 
 import numpy as np
 
-from facenet_edgetpu.core import artifacts
+from edgetpu_analyzer.tflite_reader import read_model_bytes
+from facenet_edgetpu.core import artifacts, entry
 from facenet_edgetpu.core.errors import PipelineError
+from facenet_edgetpu.core.log import get_logger, timed
+from facenet_edgetpu.core.params import Field, section
+from facenet_edgetpu.lib.lambda_params import LAMBDA_FUNCTIONS_FIELD, check_lambda_functions
 from facenet_edgetpu.lib.legacy_keras import model_lambda_layers
 from facenet_edgetpu.lib.tf_compat import graph_mode, load_keras_model, tensorflow
-from facenet_edgetpu.core.log import get_logger, timed
-from facenet_edgetpu.core.params import Field, ParamsError, inputs, section
-
-CALIBRATION = os.path.join("data", "calibration.npy")
-TFLITE_OUT = os.path.join("models", "facenet_keras.tflite")
-REPORT_OUT = os.path.join("models", "quantization.json")
 
 IO_TYPES = ("uint8", "int8")
 
 SCHEMA = {
     "io_type": Field(str, choices=IO_TYPES, optional=True, default="uint8"),
-    "lambda_functions": Field(dict, optional=True, default={}),
+    "lambda_functions": LAMBDA_FUNCTIONS_FIELD,
 }
 
 # Every TensorFlow attribute path the TF 1.15 code path uses (relative to `tensorflow`), for a
@@ -93,20 +92,6 @@ class QuantizeError(PipelineError):
 # --------------------------------------------------------------------------------------------
 # Inputs
 # --------------------------------------------------------------------------------------------
-
-def check_lambda_functions(lambda_functions: Mapping[str, Any]) -> Dict[str, str]:
-    """Validate `quantize.lambda_functions`: layer name -> non-empty string (lambda source)."""
-    checked = {}
-    for name, source in sorted(lambda_functions.items()):
-        if not isinstance(name, str) or not name or not isinstance(source, str) or \
-                not source.strip():
-            raise ParamsError(
-                "params.yaml: 'quantize.lambda_functions' maps a Lambda layer name to Python "
-                "lambda source, e.g. {{Block35_1_ScaleSum: \"lambda inputs, scale: inputs[0] + "
-                "inputs[1] * scale\"}}; got {!r}: {!r}.".format(name, source))
-        checked[name] = source
-    return checked
-
 
 def load_calibration(path: str) -> np.ndarray:
     """Memory-map the representative dataset and check its layout (N x H x W x C float32)."""
@@ -244,29 +229,18 @@ def tensor_details(tflite_model: bytes) -> Dict[str, Dict[str, Any]]:
 
 
 def operators(tflite_model: bytes) -> Dict[str, Dict[str, Any]]:
-    """Operator counts and versions from the flatbuffer: {"counts": {...}, "versions": {...}}.
+    """Operator counts and versions of the main subgraph: {"counts": {...}, "versions": {...}}.
 
     A builtin operator is named as in the TFLite schema (CONV_2D ...); a custom one as
     "CUSTOM:<code>".
     """
-    import tflite
-
-    names = {value: key for key, value in vars(tflite.BuiltinOperator).items()
-             if not key.startswith("_") and isinstance(value, int)}
-    model = tflite.Model.GetRootAsModel(bytearray(tflite_model), 0)
     counts = {}  # type: Dict[str, int]
     versions = {}  # type: Dict[str, set]
-    for s in range(model.SubgraphsLength()):
-        subgraph = model.Subgraphs(s)
-        for o in range(subgraph.OperatorsLength()):
-            code = model.OperatorCodes(subgraph.Operators(o).OpcodeIndex())
-            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-            if builtin == tflite.BuiltinOperator.CUSTOM:
-                name = "CUSTOM:" + (code.CustomCode() or b"").decode("utf-8", "replace")
-            else:
-                name = names.get(builtin, "BUILTIN_{}".format(builtin))
-            counts[name] = counts.get(name, 0) + 1
-            versions.setdefault(name, set()).add(int(code.Version()))
+    for operator in read_model_bytes(bytes(tflite_model)).operators:
+        name = operator.name if operator.custom_code is None else \
+            "CUSTOM:" + operator.custom_code
+        counts[name] = counts.get(name, 0) + 1
+        versions.setdefault(name, set()).add(operator.version)
     return {"counts": counts, "versions": {k: sorted(v) for k, v in versions.items()}}
 
 
@@ -297,9 +271,8 @@ def quantization_report(tflite_model: bytes, io_type: str, calibration_samples: 
 # The stage
 # --------------------------------------------------------------------------------------------
 
-def quantize(model_path: str, calibration_path: str, io_type: str = "uint8",
-             lambda_functions: Optional[Mapping[str, str]] = None,
-             tflite_path: str = TFLITE_OUT, report_path: str = REPORT_OUT,
+def quantize(model_path: str, calibration_path: str, io_type: str,
+             lambda_functions: Optional[Mapping[str, str]], tflite_path: str, report_path: str,
              progress: bool = True) -> Dict[str, Any]:
     """Convert, write the .tflite and the report (atomically), return the report."""
     lambda_functions = check_lambda_functions(lambda_functions or {})
@@ -328,13 +301,18 @@ def quantize(model_path: str, calibration_path: str, io_type: str = "uint8",
     return report
 
 
-def main() -> None:
-    """The DVC stage; errors the user can fix are PipelineErrors (one message, no traceback)."""
+def main(argv: Sequence[str]) -> None:
+    parser = entry.stage_parser("quantize", __doc__)
+    parser.add_argument("--model", required=True, help="the Keras .h5 model")
+    parser.add_argument("--calibration", required=True, help="the representative dataset (.npy)")
+    parser.add_argument("--out", required=True, help="the quantized .tflite to write")
+    parser.add_argument("--report", required=True, help="the quantization JSON to write")
+    args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     params = section("quantize", SCHEMA)
-    model_path = inputs()["model"]
-    quantize(model_path, CALIBRATION, params["io_type"], params["lambda_functions"])
+    quantize(args.model, args.calibration, params["io_type"], params["lambda_functions"],
+             args.out, args.report)
 
 
 if __name__ == "__main__":
-    main()
+    entry.start("quantize", main)

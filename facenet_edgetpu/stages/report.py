@@ -11,30 +11,20 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
 from edgetpu_analyzer.result import CompileResult, format_size
-from facenet_edgetpu.stages.html_report import render_html
-from facenet_edgetpu.core import artifacts
+from facenet_edgetpu.core import artifacts, entry
 from facenet_edgetpu.core.log import get_logger
-from facenet_edgetpu.core.params import inputs
 from facenet_edgetpu.lib.seed import SEED_OPERATORS, SEED_SIZES
+from facenet_edgetpu.stages.html_report import render_html
 
-REPORT_PATH = "reports/report.md"
-HTML_PATH = "reports/report.html"
-FIDELITY_PATH = "reports/fidelity.json"
-EMBEDDINGS_PNG = "reports/fidelity/embeddings.png"
-OPERATORS_PLOT = "reports/plots/operators.csv"
-SIZES_PLOT = "reports/plots/sizes.csv"
-METRICS_PATH = "reports/metrics.json"
-CROP_METRICS = "reports/crop_metrics.json"
-TFLITE_PATH = "models/facenet_keras.tflite"
-QUANTIZATION_PATH = "models/quantization.json"
-COMPILE_DIR = "models/edgetpu"
-COMPILE_RESULT = os.path.join(COMPILE_DIR, "compile_result.json")
-TOOLCHAIN_PATH = "toolchain.yaml"
+RESULT_FILE = "compile_result.json"
+EMBEDDINGS_PNG = "embeddings.png"
+OPERATORS_PLOT = "operators.csv"
+SIZES_PLOT = "sizes.csv"
 
 log = get_logger("report")
 
@@ -43,11 +33,11 @@ def file_size(path: str) -> Optional[int]:
     return os.path.getsize(path) if os.path.exists(path) else None
 
 
-def edgetpu_model_path(result: CompileResult) -> Optional[str]:
-    """The compiled model inside models/edgetpu/, if the real compiler produced one."""
+def edgetpu_model_path(result: CompileResult, compile_dir: str) -> Optional[str]:
+    """The compiled model inside the compile folder, if the real compiler produced one."""
     if result.predicted or not result.output_model:
         return None
-    path = os.path.join(COMPILE_DIR, os.path.basename(result.output_model))
+    path = os.path.join(compile_dir, os.path.basename(result.output_model))
     return path if os.path.exists(path) else None
 
 
@@ -168,26 +158,39 @@ def render_markdown(sizes: Dict[str, Optional[int]], result: CompileResult,
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    result = CompileResult.from_dict(artifacts.read_json(COMPILE_RESULT))
-    quantization = artifacts.read_json(QUANTIZATION_PATH)
-    crops = artifacts.read_json(CROP_METRICS)
-    with open(TOOLCHAIN_PATH, "r", encoding="utf-8") as handle:
+def main(argv: Sequence[str]) -> None:
+    parser = entry.stage_parser("report", __doc__)
+    for option, text in (("--model", "the Keras .h5"), ("--tflite", "the quantized .tflite"),
+                         ("--quantization", "the quantization JSON"),
+                         ("--compile-dir", "the compile stage's folder"),
+                         ("--crops", "the crop metrics JSON"), ("--fidelity", "the fidelity JSON"),
+                         ("--fidelity-plots", "the fidelity plots folder"),
+                         ("--toolchain", "toolchain.yaml"), ("--out-md", "report.md to write"),
+                         ("--out-html", "report.html to write"),
+                         ("--metrics", "metrics JSON to write"), ("--plots", "plot data folder")):
+        parser.add_argument(option, required=True, help=text)
+    args = parser.parse_args(argv)
+    result = CompileResult.from_dict(artifacts.read_json(
+        os.path.join(args.compile_dir, RESULT_FILE), made_by="compile"))
+    quantization = artifacts.read_json(args.quantization, made_by="quantize")
+    crops = artifacts.read_json(args.crops, made_by="crop_faces")
+    with open(args.toolchain, "r", encoding="utf-8") as handle:
         toolchain = yaml.safe_load(handle)
-    edgetpu_model = edgetpu_model_path(result)
-    sizes = {"keras_h5": file_size(inputs()["model"]), "tflite": file_size(TFLITE_PATH),
+    edgetpu_model = edgetpu_model_path(result, args.compile_dir)
+    sizes = {"keras_h5": file_size(args.model), "tflite": file_size(args.tflite),
              "edgetpu_tflite": file_size(edgetpu_model) if edgetpu_model else None}
-    fidelity = artifacts.read_json(FIDELITY_PATH)
-    artifacts.write_text(REPORT_PATH, render_markdown(sizes, result, quantization, crops, toolchain))
-    artifacts.write_text(HTML_PATH, render_html(
+    fidelity = artifacts.read_json(args.fidelity, made_by="fidelity")
+    artifacts.write_text(args.out_md, render_markdown(sizes, result, quantization, crops,
+                                                      toolchain))
+    artifacts.write_text(args.out_html, render_html(
         sizes, result, quantization, crops, toolchain, fidelity=fidelity,
-        embeddings_png=EMBEDDINGS_PNG))
-    artifacts.write_json(METRICS_PATH, collect_metrics(sizes, result, quantization, crops))
-    artifacts.write_text(OPERATORS_PLOT, operators_csv(result))
-    artifacts.write_text(SIZES_PLOT, sizes_csv(sizes))
-    log.info("Wrote %s, %s, %s and the plot data in %s", REPORT_PATH, HTML_PATH, METRICS_PATH,
-             os.path.dirname(OPERATORS_PLOT))
+        embeddings_png=os.path.join(args.fidelity_plots, EMBEDDINGS_PNG)))
+    artifacts.write_json(args.metrics, collect_metrics(sizes, result, quantization, crops))
+    artifacts.write_text(os.path.join(args.plots, OPERATORS_PLOT), operators_csv(result))
+    artifacts.write_text(os.path.join(args.plots, SIZES_PLOT), sizes_csv(sizes))
+    log.info("Wrote %s, %s, %s and the plot data in %s", args.out_md, args.out_html,
+             args.metrics, args.plots)
 
 
 if __name__ == "__main__":
-    main()
+    entry.start("report", main)

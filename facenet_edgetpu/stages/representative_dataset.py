@@ -1,43 +1,41 @@
 """Build the representative (calibration) dataset from the train crops.
 
 Each crop is resized to the model's input size and pre-whitened exactly as the seed does
-(`facenet_edgetpu/lib/faces.py`), then stored as one float32 array, data/calibration.npy, of shape
+(`facenet_edgetpu/lib/faces.py`), then stored as one float32 .npy array of shape
 N x height x width x 3. The array is filled in place on disk (a memory map), and the
 quantize stage memory-maps it too, so no stage holds a second full copy.
 
-Example:
-    python -m facenet_edgetpu.representative_dataset
+Example (as dvc.yaml runs it):
+    python -m facenet_edgetpu representative_dataset --faces data/faces \
+        --model models/facenet_keras.h5 --out data/calibration.npy
 """
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Tuple
+from typing import Any, List, Mapping, Sequence, Tuple
 
 import numpy as np
 from tqdm import tqdm
 
-from facenet_edgetpu.stages.crop_faces import FACES_DIR, MANIFEST
-from facenet_edgetpu.core import artifacts
-from facenet_edgetpu.lib import faces
+from facenet_edgetpu.core import artifacts, entry
 from facenet_edgetpu.core.errors import PipelineError
-from facenet_edgetpu.lib.keras_h5 import model_input_size
 from facenet_edgetpu.core.log import get_logger, timed
-from facenet_edgetpu.core.params import Field, inputs, section
-
-CALIBRATION_PATH = "data/calibration.npy"
+from facenet_edgetpu.core.params import Field, section
+from facenet_edgetpu.lib import faces
+from facenet_edgetpu.lib.keras_h5 import model_input_size
+from facenet_edgetpu.lib.manifest import manifest_path, read_manifest, split_entries
 
 SCHEMA = {
     "max_samples": Field(int, low=1, high=100000),
-    # The seed fed OpenCV's BGR order; the Keras FaceNet was trained on RGB images.
-    "channels": Field(str, choices=faces.CHANNEL_ORDERS),
+    "channels": faces.CHANNELS_FIELD,
 }
 
 log = get_logger("representative_dataset")
 
 
-def calibration_crops(manifest: List[Dict], max_samples: int) -> List[str]:
+def calibration_crops(manifest: Sequence[Mapping[str, Any]], max_samples: int) -> List[str]:
     """The train crops to calibrate with, in crop order; val crops are never used."""
-    return [entry["crop"] for entry in manifest if entry["split"] == "train"][:max_samples]
+    return [item["crop"] for item in split_entries(manifest, "train")][:max_samples]
 
 
 def write_dataset(crop_paths: List[str], faces_dir: str, size: Tuple[int, int], channels: str,
@@ -54,19 +52,22 @@ def write_dataset(crop_paths: List[str], faces_dir: str, size: Tuple[int, int], 
     return shape
 
 
-def main() -> None:
+def main(argv: Sequence[str]) -> None:
+    parser = entry.stage_parser("representative_dataset", __doc__)
+    parser.add_argument("--faces", required=True, help="the crop folder (crop_faces)")
+    parser.add_argument("--model", required=True, help="the Keras .h5 (for its input size)")
+    parser.add_argument("--out", required=True, help="the .npy array to write")
+    args = parser.parse_args(argv)
     params = section("representative_dataset", SCHEMA)
-    model_path = inputs()["model"]
-    size = model_input_size(model_path)
-    manifest = artifacts.read_json(os.path.join(FACES_DIR, MANIFEST))
-    crops = calibration_crops(manifest, params["max_samples"])
+    size = model_input_size(args.model)
+    crops = calibration_crops(read_manifest(args.faces), params["max_samples"])
     if not crops:
         raise PipelineError("{} lists no train crops: run crop_faces first".format(
-            os.path.join(FACES_DIR, MANIFEST)))
+            manifest_path(args.faces)))
     with timed(log, "Preprocessing {} train crops to {}x{}".format(len(crops), size[0], size[1])):
-        shape = write_dataset(crops, FACES_DIR, size, params["channels"], CALIBRATION_PATH)
-    log.info("Wrote %s, float32 %s", CALIBRATION_PATH, "x".join(str(d) for d in shape))
+        shape = write_dataset(crops, args.faces, size, params["channels"], args.out)
+    log.info("Wrote %s, float32 %s", args.out, "x".join(str(d) for d in shape))
 
 
 if __name__ == "__main__":
-    main()
+    entry.start("representative_dataset", main)
