@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: repro test toolchain lock lint clean-venv
+.PHONY: repro test test-fast bench toolchain lock lint clean-venv
 
 $(INSTALLED): requirements/pipeline.lock requirements/dev.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,15 @@ repro: toolchain
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
+
+# The quick loop while editing: no TensorFlow conversion, no pipeline run, no Docker, no
+# browser, no download (markers in pyproject.toml; tests/conftest.py applies them).
+test-fast: $(INSTALLED)
+	$(BIN)/python -m pytest -m "not slow and not docker and not browser and not network"
+
+# Each stage's wall time and peak memory in a fresh copy, and the seed's naive path beside it.
+bench: $(INSTALLED)
+	$(BIN)/python tools/bench.py
 
 lint: $(INSTALLED)
 	$(BIN)/vermin -t=3.7- --no-tips --violations --eval-annotations facenet_edgetpu edgetpu_analyzer

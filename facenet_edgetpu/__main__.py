@@ -4,4 +4,5 @@ import sys
 
 from facenet_edgetpu.core.entry import bug_guard, main
 
-sys.exit(bug_guard(main))
+if __name__ == "__main__":
+    sys.exit(bug_guard(main))

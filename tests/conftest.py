@@ -24,8 +24,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Fixture -> the marker every test using it (directly or through other fixtures) gets.
 FIXTURE_MARKERS = {
     "default_archive": "network",
+    "py37_wheelhouse": "network",
     "pipeline_repo": "slow",
     "facenet_h5": "slow",
+    "small": "slow",              # tests/test_quantize.py: converts a small Keras model
+    "tiny": "slow",               # tests/test_edgetpu_predict.py: converts tiny models
+    "tiny_int8_model": "slow",    # tests/test_compile_stage.py
+    "small_legacy_h5": "slow",    # tests/test_legacy_keras.py: saves and loads Keras models
     "docker_image": "docker",
     "chromium": "browser",
 }
