@@ -187,8 +187,6 @@ def test_main_runs_from_the_repository_root(tiny_int8_model, tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(
         {"compile": params(compiler="edgetpu_compiler_absent")}))
     env = dict(os.environ, PYTHONPATH=REPO)
-    subprocess.run([sys.executable, "-m", "facenet_edgetpu", "toolchain"], cwd=str(tmp_path),
-                   env=env, check=True, stdout=subprocess.PIPE)
     command = [sys.executable, "-m", "facenet_edgetpu.stages.compile",
                "--model", "models/facenet_keras.tflite", "--out", "models/edgetpu"]
     done = subprocess.run(command, cwd=str(tmp_path), env=env, stdout=subprocess.PIPE,

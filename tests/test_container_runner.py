@@ -135,6 +135,23 @@ def test_local_is_the_default_and_the_container_side_always_runs_locally(monkeyp
     assert runner.local_runtime() == "local {} {}".format(platform.system(), platform.machine())
 
 
+def test_a_stage_can_run_elsewhere_than_the_others():
+    params = {"runner": {"kind": "docker", "image": "convert:1",
+                         "stages": {"fidelity": {"kind": "docker", "image": "evaluate:2"},
+                                    "compile": {"kind": "local"}}}}
+    assert runner.configured(params, "quantize") == {"kind": "docker", "image": "convert:1"}
+    assert runner.configured(params, "fidelity") == {"kind": "docker", "image": "evaluate:2"}
+    assert runner.configured(params, "compile")["kind"] == "local"
+    # The network stage always runs on the host.
+    assert runner.configured(params, "fetch_inputs")["kind"] == "local"
+    assert runner.unknown_stage_runners(params, ["quantize", "fidelity", "compile"]) == []
+    assert runner.unknown_stage_runners(params, ["quantize", "compile"]) == ["fidelity"]
+    with pytest.raises(runner.PipelineError, match="runner.stages.fidelity: kind docker needs"):
+        runner.configured({"runner": {"stages": {"fidelity": {"kind": "docker"}}}}, "fidelity")
+    with pytest.raises(runner.PipelineError, match="'runner.stages.fidelity.kind' must be one"):
+        runner.configured({"runner": {"stages": {"fidelity": {"kind": "podman"}}}}, "fidelity")
+
+
 def test_the_runner_and_entry_point_do_not_import_tensorflow():
     done = run([sys.executable, "-c", "import sys, facenet_edgetpu.__main__, facenet_edgetpu.core.runner; "
                 "print(sorted(m for m in sys.modules if m.split('.')[0] in "

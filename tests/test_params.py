@@ -1,6 +1,7 @@
 """params.yaml values of the wrong type or out of range stop a stage with a clear message."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -55,6 +56,7 @@ def test_a_stage_with_a_bad_param_fails_cleanly_before_writing(tmp_path):
     params = load_params()
     params["crop_faces"]["min_size"] = "big"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    shutil.copy("dvc.yaml", str(tmp_path / "dvc.yaml"))
     subprocess.run([sys.executable, "-m", "facenet_edgetpu", "toolchain"], cwd=str(tmp_path), check=True,
                    stdout=subprocess.DEVNULL)
     done = subprocess.run([sys.executable, "-m", "facenet_edgetpu", "crop_faces", "--photos",
@@ -66,4 +68,5 @@ def test_a_stage_with_a_bad_param_fails_cleanly_before_writing(tmp_path):
     assert done.stdout.strip() == (
         "crop_faces failed: params.yaml: 'crop_faces.min_size' must be int from 16 to 4096, "
         "got 'big' (str). Fix the value in params.yaml and run again.")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "toolchain.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dvc.yaml", "params.yaml",
+                                                          "toolchain.yaml"]

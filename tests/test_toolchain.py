@@ -34,24 +34,46 @@ def run(args, cwd):
 
 def test_entry_point_refuses_a_stale_toolchain_and_rewrite_fixes_it(tmp_path):
     import shutil
-    shutil.copy("params.yaml", str(tmp_path / "params.yaml"))
+    for name in ("params.yaml", "dvc.yaml"):
+        shutil.copy(name, str(tmp_path / name))
     assert run(["-m", "facenet_edgetpu", "toolchain"], str(tmp_path)).returncode == 0
     first = (tmp_path / "toolchain.yaml").read_bytes()
     again = run(["-m", "facenet_edgetpu", "toolchain"], str(tmp_path))
     assert "up to date" in again.stdout and (tmp_path / "toolchain.yaml").read_bytes() == first
 
+    # One section per stage, with exactly the keys the stage declares in dvc.yaml.
     recorded = yaml.safe_load(first)
-    recorded["tensorflow"] = "1.15.5"
+    assert sorted(recorded["crop_faces"]) == ["numpy", "opencv", "python", "runtime"]
+    assert recorded["quantize"]["tensorflow"] == tf.__version__
+    assert "fetch_inputs" not in recorded
+
+    recorded["quantize"]["tensorflow"] = "1.15.5"
     (tmp_path / "toolchain.yaml").write_text(yaml.safe_dump(recorded))
     assert run(["-m", "facenet_edgetpu", "toolchain", "--check"], str(tmp_path)).returncode == 1
-    refused = run(["-m", "facenet_edgetpu", "crop_faces"], str(tmp_path))
+    refused = run(["-m", "facenet_edgetpu", "quantize", "--model", "m.h5", "--calibration",
+                   "c.npy", "--out", "m.tflite", "--report", "q.json"], str(tmp_path))
     assert refused.returncode == 1
-    assert "tensorflow: recorded 1.15.5, found {}".format(tf.__version__) in refused.stdout
+    assert "for stage quantize (tensorflow: recorded 1.15.5, found {})".format(
+        tf.__version__) in refused.stdout
     assert "Traceback" not in refused.stdout
+    # Another stage's section is still current: it runs (and fails later, on its own input).
+    other = run(["-m", "facenet_edgetpu", "crop_faces", "--photos", "none", "--faces", "f",
+                 "--metrics", "m.json"], str(tmp_path))
+    assert "toolchain.yaml" not in other.stdout and "none/train is missing" in other.stdout
 
     fixed = run(["-m", "facenet_edgetpu", "toolchain"], str(tmp_path))
-    assert "tensorflow 1.15.5 -> {}".format(tf.__version__) in fixed.stdout
+    assert "quantize.tensorflow 1.15.5 -> {}".format(tf.__version__) in fixed.stdout
     assert (tmp_path / "toolchain.yaml").read_bytes() == first
+
+
+def test_a_stage_may_declare_only_its_own_section(tmp_path):
+    import shutil
+    shutil.copy("params.yaml", str(tmp_path / "params.yaml"))
+    text = open("dvc.yaml").read().replace("- crop_faces.numpy", "- quantize.numpy")
+    (tmp_path / "dvc.yaml").write_text(text)
+    done = run(["-m", "facenet_edgetpu", "toolchain"], str(tmp_path))
+    assert done.returncode == 1
+    assert "stage crop_faces declares toolchain.yaml:quantize.numpy" in done.stdout
 
 
 def test_unknown_stage_gives_usage():

@@ -5,9 +5,9 @@
 
 1. with `runner: {kind: docker}` in params.yaml the same command runs inside the image instead
    (core/runner.py), where this module runs again;
-2. otherwise toolchain.yaml must still describe this environment (so dvc.lock never records
-   artifacts under a stale toolchain), and temporary files that a killed run of this stage left
-   next to its outputs are removed;
+2. otherwise the stage's section of toolchain.yaml must still describe this environment (so
+   dvc.lock never records artifacts under a stale toolchain), and temporary files that a killed
+   run of this stage left next to its outputs are removed;
 3. the stage's `main(argv)` runs. A mistake the user can fix (a PipelineError, or a file the
    system refuses to write: no space, read-only, no permission) prints one message naming the
    file and what to do, and exits 1; anything else is a bug and keeps its traceback, with a line
@@ -43,25 +43,17 @@ _ENVIRONMENT_ERRNOS = {
 }
 
 
-def check_toolchain() -> None:
-    actual = toolchain.current_toolchain(toolchain.compiler_param())
-    differences = toolchain.stale_keys(toolchain.recorded_toolchain(), actual)
-    if differences:
-        raise PipelineError(
-            "{} does not match this environment ({}). Run `python -m facenet_edgetpu toolchain` "
-            "(make repro does it), then `dvc repro`, which reruns the stages the change "
-            "affects.".format(toolchain.TOOLCHAIN_FILE, "; ".join(
-                "{}: recorded {}, found {}".format(key, old, new)
-                for key, (old, new) in differences.items())))
+def prepare_local_run(stage: str) -> None:
+    """Before a stage runs here: its toolchain.yaml section must describe this environment, and
+    temporary siblings (core/artifacts.py) that a killed run left next to its outputs go.
 
-
-def remove_stale_partials(stage: str) -> None:
-    """Delete the temporary siblings (core/artifacts.py) that a killed run of `stage` left next
-    to its outputs (as dvc.yaml declares them; a stage run by hand outside the pipeline's folder
-    has no dvc.yaml and nothing to clean)."""
+    Both come from the stage's entry in dvc.yaml; a stage run by hand outside a pipeline
+    folder (no dvc.yaml) has neither a recorded toolchain nor outputs to clean."""
     if not os.path.exists(dvcfile.DVC_FILE):
         return
-    spec = dvcfile.load_stage(".", stage, load_params())
+    params = load_params()
+    spec = dvcfile.load_stage(".", stage, params)
+    toolchain.check_stage(stage, spec, params)
     for path in artifacts.stale_partials(spec.outs):
         print("{}: removing {}, left by an interrupted run".format(stage, path), file=sys.stderr)
         artifacts.remove(path)
@@ -84,12 +76,10 @@ def environment_error(error: OSError) -> Optional[str]:
 def run_stage(stage: str, stage_main: StageMain, argv: Sequence[str]) -> int:
     """Run one stage as described in the module docstring; return the exit status."""
     try:
-        chosen = runner.configured()
-        if chosen["kind"] == "docker" and stage not in runner.HOST_STAGES:
+        chosen = runner.configured(stage=stage)
+        if chosen["kind"] == "docker":
             return runner.run_stage(stage, chosen["image"], argv)
-        if chosen["kind"] == "local":  # a host stage under the docker runner uses no toolchain key
-            check_toolchain()
-        remove_stale_partials(stage)
+        prepare_local_run(stage)
         stage_main(list(argv))
     except PipelineError as error:
         print("{} failed: {}".format(stage, error), file=sys.stderr)

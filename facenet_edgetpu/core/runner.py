@@ -59,6 +59,13 @@ BUILD_HINT = ("Build the registry-free image with `make image-local` (tag {}), o
 SCHEMA = {
     "kind": Field(str, choices=RUNNERS, optional=True, default="local"),
     "image": Field(str, low=1, optional=True, default=DEFAULT_IMAGE),
+    # stage -> {kind, image}: run some stages elsewhere, e.g. the conversion in the TF 1.15
+    # image and the evaluation with a faster interpreter (docs/containers.md).
+    "stages": Field(dict, optional=True, default={}),
+}
+STAGE_SCHEMA = {
+    "kind": Field(str, choices=RUNNERS),
+    "image": Field(str, optional=True, default=""),
 }
 
 # Docker's names for the machine types platform.machine() reports.
@@ -75,18 +82,34 @@ class Mount(NamedTuple):
     read_only: bool
 
 
-def configured(params: Optional[Mapping[str, Any]] = None) -> Dict[str, str]:
-    """The `runner` section of params.yaml ({"kind", "image"}); `local` when it is absent.
+def configured(params: Optional[Mapping[str, Any]] = None, stage: Optional[str] = None
+               ) -> Dict[str, str]:
+    """Where `stage` runs ({"kind", "image"}): its entry under `runner.stages` in params.yaml,
+    else the `runner` section's own kind and image; `local` when there is no section.
 
-    Inside the container (RUNTIME_ENV set by the docker runner) the answer is always
-    `local`: the stage runs right there.
+    Host stages (the network is needed) and any stage inside the container (RUNTIME_ENV set by
+    the docker runner) run right here: `local`.
     """
-    if os.environ.get(RUNTIME_ENV):
+    if os.environ.get(RUNTIME_ENV) or stage in HOST_STAGES:
         return {"kind": "local", "image": ""}
     params = load_params() if params is None else params
     if "runner" not in params:
         return {"kind": "local", "image": DEFAULT_IMAGE}
-    return section("runner", SCHEMA, params)
+    chosen = section("runner", SCHEMA, params)
+    per_stage = chosen.pop("stages")
+    if stage is not None and stage in per_stage:
+        where = "runner.stages.{}".format(stage)
+        override = section(where, STAGE_SCHEMA, {where: per_stage[stage]})
+        if override["kind"] == "docker" and not override["image"]:
+            raise RunnerError("params.yaml {}: kind docker needs an image".format(where))
+        return override
+    return chosen
+
+
+def unknown_stage_runners(params: Mapping[str, Any], stages: Sequence[str]) -> List[str]:
+    """Names under `runner.stages` that are not stages of dvc.yaml (typos would be ignored)."""
+    per_stage = section("runner", SCHEMA, params)["stages"] if "runner" in params else {}
+    return sorted(set(per_stage) - set(stages))
 
 
 def local_runtime() -> str:

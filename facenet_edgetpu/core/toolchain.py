@@ -2,17 +2,18 @@
 
 DVC hashes files, not environments (treeverse/dvc#4640): a new TensorFlow would not rerun
 the conversion by itself. So the versions that shape the artifacts (Python, TensorFlow, h5py,
-NumPy, OpenCV, scikit-image, the Edge TPU compiler or "predicted", and where the stages run)
-are written to toolchain.yaml, and each stage in dvc.yaml declares the keys it depends on as
-params. The file is rewritten only when something changed, so an unchanged toolchain reruns
-nothing. `python -m facenet_edgetpu <stage>` refuses to run when the file is stale.
+NumPy, OpenCV, scikit-image, the Edge TPU compiler or "predicted", and where the stage runs)
+are written to toolchain.yaml, one section per stage holding the keys that stage declares as
+params in dvc.yaml (`toolchain.yaml: [quantize.tensorflow, ...]`), as the environment its runner
+gives it has them. The file is rewritten only when something changed, so an unchanged toolchain
+reruns nothing. `python -m facenet_edgetpu <stage>` refuses to run when its section is stale.
 
 Example:
     python -m facenet_edgetpu toolchain          # write toolchain.yaml if it changed
     python -m facenet_edgetpu toolchain --check  # exit 1 if it is stale
     python -m facenet_edgetpu toolchain --print  # print this environment's toolchain, write nothing
 
-Under the docker runner (params.yaml `runner`), the toolchain is the image's: it is read by
+A stage under the docker runner (params.yaml `runner`) gets the image's toolchain: it is read by
 running `--print` inside the image, and `runtime` holds the image's content id.
 """
 from __future__ import annotations
@@ -20,14 +21,14 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-from typing import Dict, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import yaml
 
 from edgetpu_analyzer.compiler import CompilerUnusableError, find_compiler, query_compiler_version
-from facenet_edgetpu.core import artifacts, runner
+from facenet_edgetpu.core import artifacts, dvcfile, runner
 from facenet_edgetpu.core.errors import PipelineError
-from facenet_edgetpu.core.params import Field, section
+from facenet_edgetpu.core.params import Field, load_params, section
 
 TOOLCHAIN_FILE = "toolchain.yaml"
 PREDICTED = "predicted"
@@ -42,6 +43,7 @@ DISTRIBUTIONS = {
     "tflite": ("tflite",),
     "matplotlib": ("matplotlib",),
 }
+KNOWN_KEYS = tuple(sorted(DISTRIBUTIONS)) + ("edgetpu_compiler", "python", "runtime")
 
 
 def distribution_version(names) -> str:
@@ -77,7 +79,7 @@ def compiler_version(compiler: str) -> str:
 
 
 def current_toolchain(compiler: str) -> Dict[str, str]:
-    """The toolchain of this interpreter and machine."""
+    """Every toolchain key, as this interpreter and machine have it."""
     toolchain = {key: distribution_version(names) for key, names in DISTRIBUTIONS.items()}
     toolchain["python"] = platform.python_version()
     toolchain["edgetpu_compiler"] = compiler_version(compiler)
@@ -85,54 +87,127 @@ def current_toolchain(compiler: str) -> Dict[str, str]:
     return toolchain
 
 
-def stage_toolchain(compiler: str) -> Dict[str, str]:
-    """The toolchain the stages run with: this interpreter's, or the docker runner's image's."""
-    chosen = runner.configured()
-    if chosen["kind"] == "docker":
-        return runner.container_toolchain(chosen["image"])
-    return current_toolchain(compiler)
+def declared_keys(stages: Mapping[str, dvcfile.StageSpec]) -> Dict[str, List[str]]:
+    """stage -> the toolchain keys it declares in dvc.yaml (`toolchain.yaml: [<stage>.<key>]`).
+
+    Each stage has its own section because each stage may run elsewhere (params.yaml `runner`):
+    its section records the environment it actually runs in.
+    """
+    keys = {}  # type: Dict[str, List[str]]
+    for name, spec in stages.items():
+        for entry in spec.params:
+            if isinstance(entry, dict) and TOOLCHAIN_FILE in entry:
+                for dotted in entry[TOOLCHAIN_FILE] or []:
+                    section_name, _, key = str(dotted).partition(".")
+                    if section_name != name or key not in KNOWN_KEYS:
+                        raise PipelineError(
+                            "{}: stage {} declares {}:{}, but a stage may only depend on its own "
+                            "section's keys ({}.<key>, key one of {})".format(
+                                dvcfile.DVC_FILE, name, TOOLCHAIN_FILE, dotted, name,
+                                ", ".join(KNOWN_KEYS)))
+                    keys.setdefault(name, []).append(key)
+    return keys
 
 
-def recorded_toolchain(path: str = TOOLCHAIN_FILE) -> Optional[Dict[str, str]]:
+def stage_toolchains(params: Mapping[str, Any], stages: Mapping[str, dvcfile.StageSpec]
+                     ) -> Dict[str, Dict[str, str]]:
+    """stage -> {key: value} in the environment its runner gives it (each image asked once)."""
+    unknown = runner.unknown_stage_runners(params, list(stages))
+    if unknown:
+        raise PipelineError("params.yaml runner.stages names {}, which {} no stage of {} (stages: "
+                            "{})".format(", ".join(unknown), "is" if len(unknown) == 1 else "are",
+                                         dvcfile.DVC_FILE, ", ".join(stages)))
+    compiler = compiler_param(params)
+    environments = {}  # type: Dict[str, Dict[str, str]]
+    sections = {}
+    for stage, keys in sorted(declared_keys(stages).items()):
+        chosen = runner.configured(params, stage)
+        where = chosen["image"] if chosen["kind"] == "docker" else ""
+        if where not in environments:
+            environments[where] = runner.container_toolchain(where) if where else \
+                current_toolchain(compiler)
+        sections[stage] = {key: environments[where][key] for key in sorted(keys)}
+    return sections
+
+
+def recorded_toolchain(path: str = TOOLCHAIN_FILE) -> Dict[str, Dict[str, str]]:
     try:
         with open(path, "r", encoding="utf-8") as handle:
-            return yaml.safe_load(handle)
+            recorded = yaml.safe_load(handle)
     except FileNotFoundError:
-        return None
+        return {}
+    except yaml.YAMLError as error:
+        raise PipelineError("{} is not valid YAML ({}): delete it and run `python -m "
+                            "facenet_edgetpu toolchain`".format(path, error))
+    return recorded if isinstance(recorded, dict) else {}
 
 
-def toolchain_text(toolchain: Dict[str, str]) -> str:
+def toolchain_text(toolchain: Mapping[str, Any]) -> str:
     header = ("# Written by `python -m facenet_edgetpu toolchain` (make repro runs it); do not edit.\n"
-              "# Every stage depends on the keys it uses (dvc.yaml), so a change reruns them.\n")
-    return header + yaml.safe_dump(toolchain, default_flow_style=False, sort_keys=True)
+              "# One section per stage: the versions it runs with, where its runner puts it.\n"
+              "# Every stage depends on its own section (dvc.yaml), so a change reruns it.\n")
+    return header + yaml.safe_dump(dict(toolchain), default_flow_style=False, sort_keys=True)
 
 
-def stale_keys(recorded: Optional[Dict[str, str]], actual: Dict[str, str]) -> Dict[str, tuple]:
+def stale_keys(recorded: Optional[Mapping[str, Any]], actual: Mapping[str, Any]
+               ) -> Dict[str, tuple]:
     """Keys whose recorded value differs from the actual one: key -> (recorded, actual)."""
     recorded = recorded or {}
     return {key: (recorded.get(key), actual.get(key))
             for key in sorted(set(recorded) | set(actual)) if recorded.get(key) != actual.get(key)}
 
 
-def compiler_param() -> str:
-    return section("compile", {"compiler": Field(str, low=1)}, partial=True)["compiler"]
+def stale_sections(recorded: Mapping[str, Any], actual: Mapping[str, Mapping[str, str]]
+                   ) -> Dict[str, tuple]:
+    """"<stage>.<key>" -> (recorded, actual) for every difference, stage by stage."""
+    differences = {}
+    for stage in sorted(set(recorded) | set(actual)):
+        old = recorded.get(stage) if isinstance(recorded.get(stage), dict) else None
+        for key, change in stale_keys(old, actual.get(stage) or {}).items():
+            differences["{}.{}".format(stage, key)] = change
+    return differences
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def check_stage(stage: str, spec: dvcfile.StageSpec, params: Mapping[str, Any]) -> None:
+    """Refuse to run `stage` here when its toolchain.yaml section does not describe this
+    environment (so dvc.lock never records its outputs under a stale toolchain)."""
+    keys = declared_keys({stage: spec}).get(stage, [])
+    if not keys:
+        return
+    everything = current_toolchain(compiler_param(params))
+    actual = {key: everything[key] for key in keys}
+    differences = stale_keys(recorded_toolchain().get(stage), actual)
+    if differences:
+        raise PipelineError(
+            "{} does not match this environment for stage {} ({}). Run `python -m "
+            "facenet_edgetpu toolchain` (make repro does it), then `dvc repro`, which reruns the "
+            "stages the change affects.".format(TOOLCHAIN_FILE, stage, "; ".join(
+                "{}: recorded {}, found {}".format(key, old, new)
+                for key, (old, new) in differences.items())))
+
+
+def compiler_param(params: Optional[Mapping[str, Any]] = None) -> str:
+    return section("compile", {"compiler": Field(str, low=1)}, params, partial=True)["compiler"]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m facenet_edgetpu toolchain",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
     parser.add_argument("--print", action="store_true", dest="print_only",
-                        help="print this environment's toolchain; write nothing")
+                        help="print every key as this environment has it; write nothing")
     args = parser.parse_args(argv)
-    if args.print_only:
-        sys.stdout.write(toolchain_text(current_toolchain(compiler_param())))
-        return 0
     try:
-        actual = stage_toolchain(compiler_param())
+        params = load_params()
+        if args.print_only:
+            sys.stdout.write(yaml.safe_dump(current_toolchain(compiler_param(params)),
+                                            default_flow_style=False, sort_keys=True))
+            return 0
+        actual = stage_toolchains(params, dvcfile.load_stages(".", params))
     except PipelineError as error:
         print("toolchain: {}".format(error), file=sys.stderr)
         return 1
-    differences = stale_keys(recorded_toolchain(), actual)
+    differences = stale_sections(recorded_toolchain(), actual)
     if args.check:
         for key, (old, new) in differences.items():
             print("{}: recorded {!r}, actual {!r}".format(key, old, new), file=sys.stderr)
