@@ -54,7 +54,7 @@ from facenet_edgetpu.core import artifacts
 from facenet_edgetpu.lib import faces
 from facenet_edgetpu.core.errors import PipelineError
 from facenet_edgetpu.lib.keras_h5 import model_input_size
-from facenet_edgetpu.lib.legacy_keras import LegacyKerasError
+from facenet_edgetpu.lib.keras_loader import LegacyKerasError
 from facenet_edgetpu.lib.tf_compat import graph_mode, load_keras_model, tensorflow
 from facenet_edgetpu.core.log import get_logger, timed
 from facenet_edgetpu.core.params import Field, inputs, section

@@ -37,7 +37,7 @@ import numpy as np
 
 from facenet_edgetpu.core import artifacts
 from facenet_edgetpu.core.errors import PipelineError
-from facenet_edgetpu.lib.legacy_keras import model_lambda_layers
+from facenet_edgetpu.lib.keras_loader import model_lambda_layers
 from facenet_edgetpu.lib.tf_compat import graph_mode, load_keras_model, tensorflow
 from facenet_edgetpu.core.log import get_logger, timed
 from facenet_edgetpu.core.params import Field, ParamsError, inputs, section

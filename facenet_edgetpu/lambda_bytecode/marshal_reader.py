@@ -1,0 +1,211 @@
+"""Read data written by `marshal.dumps` of Python 3.4-3.7 (marshal format versions 3 and 4).
+
+Code objects become `CodeObject` tuples; nothing is ever executed. The object types are those a
+code object and its constants use: code objects, tuples, lists, sets, frozensets, dicts,
+strings, bytes, ints, floats, complex numbers, None/True/False/Ellipsis/StopIteration and
+references (format 4 writes an object once and refers back to it by index).
+"""
+from __future__ import annotations
+
+import struct
+from typing import Any, Dict, NamedTuple, Optional
+
+from facenet_edgetpu.lambda_bytecode.errors import MarshalError, NewerPythonError
+
+
+class CodeObject(NamedTuple):
+    """The fields of a Python 3.4-3.7 code object, in marshal order."""
+    argcount: int
+    kwonlyargcount: int
+    nlocals: int
+    stacksize: int
+    flags: int
+    code: bytes
+    consts: tuple
+    names: tuple
+    varnames: tuple
+    freevars: tuple
+    cellvars: tuple
+    filename: str
+    name: str
+    firstlineno: int
+    lnotab: bytes
+
+
+CO_VARARGS = 0x04
+CO_VARKEYWORDS = 0x08
+CO_GENERATOR = 0x20
+CO_COROUTINE = 0x80
+CO_ITERABLE_COROUTINE = 0x100
+CO_ASYNC_GENERATOR = 0x200
+
+_FLAG_REF = 0x80  # set on the type code of an object that later data may refer back to
+_NULL = object()  # the marshal NULL marker that ends a dict
+
+_SINGLETONS = {"0": _NULL, "N": None, "F": False, "T": True, "S": StopIteration,
+               ".": Ellipsis}
+_SEQUENCE_TYPES = {"(": tuple, ")": tuple, "[": list, "<": set, ">": frozenset}
+
+
+class _MarshalReader(object):
+    def __init__(self, data: bytes) -> None:
+        self.data = bytes(data)
+        self.pos = 0
+        self.refs = []  # type: List[Any]
+
+    # -- primitives --------------------------------------------------------------------------
+
+    def _take(self, count: int) -> bytes:
+        end = self.pos + count
+        if count < 0 or end > len(self.data):
+            raise MarshalError(
+                "marshal data ends early: {} byte(s) needed at offset {}, {} available".format(
+                    count, self.pos, len(self.data) - self.pos))
+        chunk = self.data[self.pos:end]
+        self.pos = end
+        return chunk
+
+    def _byte(self) -> int:
+        return self._take(1)[0]
+
+    def _int32(self) -> int:
+        return struct.unpack("<i", self._take(4))[0]
+
+    def _reserve(self, flag: int) -> Optional[int]:
+        """A reference slot for a container, taken before its items as CPython does."""
+        if not flag:
+            return None
+        self.refs.append(None)
+        return len(self.refs) - 1
+
+    def _keep(self, flag: int, value: Any, slot: Optional[int] = None) -> Any:
+        if slot is not None:
+            self.refs[slot] = value
+        elif flag:
+            self.refs.append(value)
+        return value
+
+    # -- objects -----------------------------------------------------------------------------
+
+    def read(self) -> Any:
+        start = self.pos
+        code = self._byte()
+        flag = code & _FLAG_REF
+        kind = chr(code & ~_FLAG_REF)
+        if kind in _SINGLETONS:
+            return _SINGLETONS[kind]
+        reader = _READERS.get(kind)
+        if reader is None:
+            raise MarshalError("unknown marshal type code {!r} (0x{:02x}) at offset {}".format(
+                kind, code, start))
+        return reader(self, kind, flag, start)
+
+    def _int(self, kind: str, flag: int, start: int) -> int:
+        return self._keep(flag, self._int32())
+
+    def _long(self, kind: str, flag: int, start: int) -> int:
+        size = self._int32()
+        value = 0
+        for position in range(abs(size)):
+            digit = struct.unpack("<H", self._take(2))[0]
+            value |= digit << (15 * position)
+        return self._keep(flag, -value if size < 0 else value)
+
+    def _binary_float(self, kind: str, flag: int, start: int) -> float:
+        return self._keep(flag, struct.unpack("<d", self._take(8))[0])
+
+    def _text_float(self, kind: str, flag: int, start: int) -> float:
+        return self._keep(flag, float(self._take(self._byte()).decode("ascii")))
+
+    def _binary_complex(self, kind: str, flag: int, start: int) -> complex:
+        real, imag = struct.unpack("<dd", self._take(16))
+        return self._keep(flag, complex(real, imag))
+
+    def _text_complex(self, kind: str, flag: int, start: int) -> complex:
+        real = float(self._take(self._byte()).decode("ascii"))
+        imag = float(self._take(self._byte()).decode("ascii"))
+        return self._keep(flag, complex(real, imag))
+
+    def _bytes(self, kind: str, flag: int, start: int) -> bytes:
+        return self._keep(flag, self._take(self._int32()))
+
+    def _unicode(self, kind: str, flag: int, start: int) -> str:
+        return self._keep(flag, self._take(self._int32()).decode("utf-8", "surrogatepass"))
+
+    def _ascii(self, kind: str, flag: int, start: int) -> str:
+        return self._keep(flag, self._take(self._int32()).decode("latin-1"))
+
+    def _short_ascii(self, kind: str, flag: int, start: int) -> str:
+        return self._keep(flag, self._take(self._byte()).decode("latin-1"))
+
+    def _sequence(self, kind: str, flag: int, start: int) -> Any:
+        count = self._byte() if kind == ")" else self._int32()
+        slot = self._reserve(flag)
+        items = [self.read() for _ in range(count)]
+        return self._keep(flag, _SEQUENCE_TYPES[kind](items), slot)
+
+    def _dict(self, kind: str, flag: int, start: int) -> Dict[Any, Any]:
+        slot = self._reserve(flag)
+        result = {}
+        while True:
+            key = self.read()
+            if key is _NULL:
+                break
+            result[key] = self.read()
+        return self._keep(flag, result, slot)
+
+    def _reference(self, kind: str, flag: int, start: int) -> Any:
+        index = self._int32()
+        if not 0 <= index < len(self.refs) or self.refs[index] is None:
+            raise MarshalError("marshal data refers to object #{} before it exists "
+                               "(offset {})".format(index, start))
+        return self.refs[index]
+
+    def _code(self, kind: str, flag: int, start: int) -> CodeObject:
+        slot = self._reserve(flag)
+        counts = [self._int32() for _ in range(5)]
+        following = self.data[self.pos:self.pos + 1]
+        if not following or (following[0] & ~_FLAG_REF) != ord("s"):
+            after_one_more = self.data[self.pos + 4:self.pos + 5]
+            if after_one_more and (after_one_more[0] & ~_FLAG_REF) == ord("s"):
+                raise NewerPythonError(
+                    "the code object was written by Python 3.8 or later (it has the "
+                    "posonlyargcount field); this reader handles Python 3.4-3.7 code",
+                    "3.8 or later")
+            raise MarshalError("not a Python 3.4-3.7 code object: its bytecode string is "
+                               "missing at offset {}".format(self.pos))
+        fields = [self.read() for _ in range(8)]
+        firstlineno = self._int32()
+        lnotab = self.read()
+        bytecode, consts, names, varnames, freevars, cellvars, filename, name = fields
+        if not isinstance(bytecode, bytes) or not all(
+                isinstance(item, tuple) for item in (consts, names, varnames, freevars, cellvars)):
+            raise MarshalError("malformed code object in marshal data")
+        value = CodeObject(counts[0], counts[1], counts[2], counts[3], counts[4], bytecode,
+                           consts, names, varnames, freevars, cellvars, filename, name,
+                           firstlineno, lnotab)
+        return self._keep(flag, value, slot)
+
+
+# Type code -> the method that reads the rest of the object (singletons are in _SINGLETONS).
+_READERS = {
+    "i": _MarshalReader._int, "l": _MarshalReader._long,
+    "g": _MarshalReader._binary_float, "f": _MarshalReader._text_float,
+    "y": _MarshalReader._binary_complex, "x": _MarshalReader._text_complex,
+    "s": _MarshalReader._bytes, "t": _MarshalReader._unicode, "u": _MarshalReader._unicode,
+    "a": _MarshalReader._ascii, "A": _MarshalReader._ascii,
+    "z": _MarshalReader._short_ascii, "Z": _MarshalReader._short_ascii,
+    "{": _MarshalReader._dict, "r": _MarshalReader._reference, "c": _MarshalReader._code,
+}  # type: Dict[str, Callable[[_MarshalReader, str, int, int], Any]]
+_READERS.update({kind: _MarshalReader._sequence for kind in _SEQUENCE_TYPES})
+
+
+def read_marshal(data: bytes) -> Any:
+    """Decode one object marshalled by Python 3.4-3.7; code objects become `CodeObject`s.
+
+    Raises MarshalError (NewerPythonError for a code object of Python 3.8+) when it cannot.
+    """
+    value = _MarshalReader(data).read()
+    if value is _NULL:
+        raise MarshalError("marshal data holds only a NULL marker")
+    return value
