@@ -2,8 +2,8 @@
 
 Python 3.11 cannot write them, so they are built here: a small marshal encoder (format version
 4, as Python 3.4-3.7 write it, with references) and assemblers for Python 3.5 bytecode and
-3.6/3.7 wordcode, using the real opcode numbers of those Pythons. `Code(..., posonly=0)` writes
-the Python 3.8-3.10 layout instead.
+3.6/3.7 wordcode, using the real opcode numbers of those Pythons. `Code(..., python="3.8")` and
+`python="3.11"` write the code object layouts of Python 3.8-3.10 and 3.11+ instead.
 """
 import base64
 import struct
@@ -51,7 +51,7 @@ def bytecode35(*instructions):
 
 class Code(object):
     def __init__(self, code, argnames, consts=(None,), names=(), freevars=(), kwonly=0,
-                 flags=0x43, name="<lambda>", posonly=None):
+                 flags=0x43, name="<lambda>", python="3.7"):
         self.code = code
         self.argnames = tuple(argnames)
         self.consts = tuple(consts)
@@ -60,7 +60,7 @@ class Code(object):
         self.kwonly = kwonly
         self.flags = flags | (0x10 if freevars else 0)
         self.name = name
-        self.posonly = posonly  # set to an int to write a Python 3.8+ layout
+        self.python = python  # the code object layout: "3.7" (3.4-3.7), "3.8" (3.8-3.10), "3.11"
 
 
 class MarshalWriter(object):
@@ -127,17 +127,27 @@ class MarshalWriter(object):
         elif isinstance(value, Code):
             self.out += bytes([ord("c") | self.FLAG_REF])
             self._ref()
-            counts = [len(value.argnames) - value.kwonly]
-            if value.posonly is not None:
-                counts.append(value.posonly)
-            counts += [value.kwonly, len(value.argnames), 8, value.flags]
+            argcount, nlocals = len(value.argnames) - value.kwonly, len(value.argnames)
+            names = (value.code, value.consts, value.names, value.argnames)
+            if value.python == "3.11":  # localsplusnames, localspluskinds, ..., qualname
+                kinds = bytes([0x26] * nlocals + [0x80] * len(value.freevars))
+                counts = [argcount, 0, value.kwonly, 8, value.flags]
+                fields = names[:3] + (value.argnames + value.freevars, kinds, "<test>",
+                                      value.name, value.name)
+                tail = (b"", b"")  # linetable, exception table
+            else:
+                counts = [argcount, value.kwonly, nlocals, 8, value.flags]
+                if value.python == "3.8":
+                    counts.insert(1, 0)  # posonlyargcount
+                fields = names + (value.freevars, (), "<test>", value.name)
+                tail = (b"",)  # lnotab
             for count in counts:
                 self._int32(count)
-            for field in (value.code, value.consts, value.names, value.argnames,
-                          value.freevars, (), "<test>", value.name):
+            for field in fields:
                 self.dump(field)
-            self._int32(1)
-            self.dump(b"")
+            self._int32(1)  # firstlineno
+            for field in tail:
+                self.dump(field)
         else:
             raise TypeError(value)
         return self

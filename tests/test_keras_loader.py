@@ -3,6 +3,10 @@ user-supplied sources, and loading real h5 files (the hand-made legacy code obje
 tests/legacy_code.py)."""
 import base64
 import json
+import marshal
+import os
+import shutil
+import sys
 import warnings
 
 import h5py
@@ -48,9 +52,11 @@ def test_untranslatable_bytecode_names_layer_shows_disassembly_and_the_fix():
 
 
 def test_garbage_code_text_is_an_error_naming_the_layer():
-    with pytest.raises(kl.UntranslatableLambdaError, match="Lambda layer 'Odd'"):
+    with pytest.raises(kl.UntranslatableLambdaError, match="Lambda layer 'Odd'") as caught:
         kl.translate_keras_function([base64.b64encode(b"\xe3\x01\x02").decode(), None, None],
                                     "Odd")
+    assert "cannot be decoded: marshal data ends early" in str(caught.value)
+    assert "Decoded so far" not in str(caught.value)  # nothing was
 
 
 @pytest.mark.parametrize("source,problem", [
@@ -110,6 +116,10 @@ def test_missing_and_non_h5_files_give_clear_errors(tmp_path):
         kl.load_model(str(weights))
 
 
+# Beside the small model: the same file before its Lambda was swapped, as this Python saved it.
+SAVED_HERE = "saved_by_this_python.h5"
+
+
 @pytest.fixture(scope="module")
 def small_legacy_h5(tmp_path_factory):
     """A Dense + Lambda model saved by this Keras, with its Lambda swapped for 3.6 bytecode."""
@@ -127,6 +137,7 @@ def small_legacy_h5(tmp_path_factory):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "HDF5 ... is considered legacy": that is the point
         model.save(path)
+    shutil.copyfile(path, os.path.join(os.path.dirname(path), SAVED_HERE))
     # x * scale as Python 3.6 wrote it
     legacy = Code(wordcode(("LOAD_FAST", 0), ("LOAD_FAST", 1), "BINARY_MULTIPLY",
                            "RETURN_VALUE"), ["x", "scale"])
@@ -163,6 +174,40 @@ def test_load_model_refuses_untranslatable_lambda_naming_the_layer(small_legacy_
                        "Decoded bytecode") as caught:
         kl.load_model(path)
     assert "POP_JUMP_IF_FALSE" in str(caught.value)
+    model = kl.load_model(path, lambda_sources={"Scale": "lambda x, scale: x * scale"})
+    np.testing.assert_allclose(model.predict(small_legacy_h5[1], verbose=0),
+                               small_legacy_h5[2], rtol=1e-6)
+
+
+def test_code_saved_by_python_311_says_so_and_how_to_supply_the_source():
+    def scaled_sum(inputs, scale):
+        return inputs[0] + inputs[1] * scale
+
+    entry = [base64.encodebytes(marshal.dumps(scaled_sum.__code__)).decode("ascii"), None, None]
+    with pytest.raises(kl.UntranslatableLambdaError) as caught:
+        kl.translate_keras_function(entry, "Block35_1_ScaleSum", {"scale": 0.17})
+    message = str(caught.value)
+    if sys.version_info >= (3, 11):
+        assert "Lambda layer 'Block35_1_ScaleSum': its function cannot be translated: the code " \
+            "object was written by Python 3.11 or later" in message
+        assert "qualified name 'test_code_saved_by_python_311_says_so_and_how_to_supply_the_" \
+            "source.<locals>.scaled_sum'" in message
+    assert "only the bytecode of Python 3.5-3.7 can be translated" in message
+    assert "quantize:\n    lambda_functions:\n      Block35_1_ScaleSum: \"lambda inputs, scale" \
+        in message
+    assert "Decoded so far" not in message and "nothing" not in message
+
+
+@pytest.mark.skipif(sys.version_info < (3, 8), reason="this Python writes the readable layout")
+def test_h5_saved_by_this_python_names_it_and_loads_with_the_supplied_source(small_legacy_h5):
+    path = os.path.join(os.path.dirname(small_legacy_h5[0]), SAVED_HERE)
+    written_by = "3.11 or later" if sys.version_info >= (3, 11) else "3.8, 3.9 or 3.10"
+    with pytest.raises(kl.UntranslatableLambdaError,
+                       match=r"Lambda layer 'Scale': its function cannot be translated: the code "
+                             r"object was written by Python {}".format(written_by)) as caught:
+        kl.load_model(path)
+    assert "quantize.lambda_functions" in str(caught.value)
+    assert "Scale: \"lambda inputs, scale: ...\"" in str(caught.value)
     model = kl.load_model(path, lambda_sources={"Scale": "lambda x, scale: x * scale"})
     np.testing.assert_allclose(model.predict(small_legacy_h5[1], verbose=0),
                                small_legacy_h5[2], rtol=1e-6)

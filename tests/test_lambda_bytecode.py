@@ -1,6 +1,7 @@
 """Tests of facenet_edgetpu/lambda_bytecode: the marshal reader, the instruction decoder and the
 translator, on hand-made Python 3.5-3.7 code objects (tests/legacy_code.py)."""
 import marshal
+import sys
 
 import pytest
 
@@ -63,9 +64,60 @@ def test_marshal_reader_reads_the_hand_made_code_object():
 
 
 def test_python38_code_layout_is_refused_clearly():
-    newer = Code(FACENET_36.code, ["inputs", "scale"], consts=(None, 0, 1), posonly=0)
-    with pytest.raises(lb.MarshalError, match="Python 3.8 or later"):
+    newer = Code(FACENET_36.code, ["inputs", "scale"], consts=(None, 0, 1), python="3.8")
+    with pytest.raises(lb.MarshalError, match=r"written by Python 3\.8") as caught:
         lb.read_marshal(marshalled(newer))
+    assert isinstance(caught.value, lb.NewerPythonError)
+    assert caught.value.python_versions == "3.8-3.10"
+    assert "written by Python 3.8, 3.9 or 3.10" in str(caught.value)
+    assert "only the bytecode of Python 3.5-3.7 can be translated" in str(caught.value)
+
+
+def test_python311_code_layout_is_refused_clearly():
+    newer = Code(FACENET_36.code, ["inputs", "scale"], consts=(None, 0, 1), python="3.11",
+                 name="scaled_sum")
+    with pytest.raises(lb.NewerPythonError) as caught:
+        lb.read_marshal(marshalled(newer))
+    assert caught.value.python_versions == "3.11 or later"
+    assert "written by Python 3.11 or later" in str(caught.value)
+    assert "qualified name 'scaled_sum'" in str(caught.value)
+    assert "only the bytecode of Python 3.5-3.7 can be translated" in str(caught.value)
+
+
+def _python_that_wrote(version_info):
+    """What the reader should say about a code object marshalled by `version_info`."""
+    if version_info >= (3, 11):
+        return "3.11 or later"
+    return "3.8-3.10" if version_info >= (3, 8) else None
+
+
+@pytest.mark.skipif(sys.version_info < (3, 8), reason="this Python writes the readable layout")
+def test_code_marshalled_by_this_python_names_the_python_that_wrote_it():
+    scale = 0.17
+
+    def nested(inputs, offset=1.0):
+        return [inputs[0] + inputs[1] * scale + offset for _ in range(2)]
+
+    for function in (lambda inputs, scale: inputs[0] + inputs[1] * scale, nested):
+        with pytest.raises(lb.NewerPythonError) as caught:
+            lb.read_marshal(marshal.dumps(function.__code__))
+        assert caught.value.python_versions == _python_that_wrote(sys.version_info)
+        assert "3.5-3.7" in str(caught.value)
+
+
+def test_newer_layouts_with_damaged_fields_are_malformed_not_newer():
+    # the 3.8-3.10 layout, but the bytecode string is cut short: not a NewerPythonError
+    data = marshalled(Code(FACENET_36.code, ["x"], python="3.8"))
+    with pytest.raises(lb.MarshalError, match="ends early") as caught:
+        lb.read_marshal(data[:40])
+    assert not isinstance(caught.value, lb.NewerPythonError)
+    # the 3.11 layout with an int where the qualified name belongs
+    data = marshal.dumps((lambda x: x).__code__)
+    if sys.version_info >= (3, 11):
+        qualname_at = data.index(b"<lambda>") + len(b"<lambda>")  # after the name
+        damaged = data[:qualname_at] + b"i\x05\x00\x00\x00" + data[qualname_at + 5:]
+        with pytest.raises(lb.MarshalError, match="its qualname is of type int, not str"):
+            lb.read_marshal(damaged)
 
 
 def test_disassembly_lists_instructions_with_their_meaning():

@@ -13,7 +13,7 @@ is that `RETURN_VALUE`).
 """
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional
+from typing import Callable, Dict, List, NamedTuple, Optional
 
 from facenet_edgetpu.lambda_bytecode.errors import BytecodeError
 from facenet_edgetpu.lambda_bytecode.marshal_reader import CO_VARARGS, CO_VARKEYWORDS, CodeObject
@@ -94,7 +94,7 @@ def decode_instructions(code: bytes, fmt: str) -> List[Instruction]:
         if wordcode:
             if position + 2 > len(code):
                 raise BytecodeError("wordcode has an odd length")
-            arg = code[position + 1] | extended  # type: Optional[int]
+            arg = code[position + 1] | extended
             position += 2
         elif opcode >= HAVE_ARGUMENT:
             if position + 3 > len(code):
@@ -103,15 +103,14 @@ def decode_instructions(code: bytes, fmt: str) -> List[Instruction]:
             arg = (code[position + 1] | (code[position + 2] << 8)) | extended
             position += 3
         else:
-            arg = None
+            arg = 0
             position += 1
         if opcode == EXTENDED_ARG:
             extended = arg << (8 if wordcode else 16)
             continue
         extended = 0
-        if opcode < HAVE_ARGUMENT:
-            arg = None
-        result.append(Instruction(start, opcode, names.get(opcode, "<{}>".format(opcode)), arg))
+        result.append(Instruction(start, opcode, names.get(opcode, "<{}>".format(opcode)),
+                                  arg if opcode >= HAVE_ARGUMENT else None))
         start = position
     if not result or result[-1].opcode != RETURN_VALUE:
         raise BytecodeError("the bytecode does not end with RETURN_VALUE")
@@ -139,10 +138,10 @@ def _cell_or_free(code: CodeObject, arg: int) -> str:
 
 
 # Instruction name -> what its argument stands for, shown beside it in listings.
-_ARGUMENT_MEANINGS = {
+_ARGUMENT_MEANINGS: Dict[str, Callable[[CodeObject, int], str]] = {
     "LOAD_CONST": lambda code, arg: repr(code.consts[arg]),
     "COMPARE_OP": _compare_op,
-}  # type: Dict[str, Callable[[CodeObject, int], str]]
+}
 _ARGUMENT_MEANINGS.update({name: lambda code, arg: code.varnames[arg]
                            for name in ("LOAD_FAST", "STORE_FAST", "DELETE_FAST")})
 _ARGUMENT_MEANINGS.update({name: lambda code, arg: code.names[arg] for name in (
@@ -153,7 +152,7 @@ _ARGUMENT_MEANINGS.update({name: _cell_or_free for name in (
 
 def _describe_arg(code: CodeObject, instruction: Instruction) -> str:
     meaning = _ARGUMENT_MEANINGS.get(instruction.opname)
-    if meaning is None:
+    if meaning is None or instruction.arg is None:
         return ""
     try:
         return meaning(code, instruction.arg)

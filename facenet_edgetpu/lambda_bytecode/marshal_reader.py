@@ -8,7 +8,7 @@ references (format 4 writes an object once and refers back to it by index).
 from __future__ import annotations
 
 import struct
-from typing import Any, Dict, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from facenet_edgetpu.lambda_bytecode.errors import MarshalError, NewerPythonError
 
@@ -47,11 +47,32 @@ _SINGLETONS = {"0": _NULL, "N": None, "F": False, "T": True, "S": StopIteration,
 _SEQUENCE_TYPES = {"(": tuple, ")": tuple, "[": list, "<": set, ">": frozenset}
 
 
+_ONLY_OLD_CODE = "only the bytecode of Python 3.5-3.7 can be translated"
+# Code object fields in marshal order, as (name, type): int for an int32, else the type of the
+# marshal object (object: not checked). Python 3.4-3.7: argcount, kwonlyargcount, nlocals,
+# stacksize, flags, then the first fields, then freevars (a tuple), then the last fields.
+_FIRST_FIELDS = (("code", bytes), ("consts", tuple), ("names", tuple), ("varnames", tuple))
+_LAST_FIELDS = (("cellvars", tuple), ("filename", object), ("name", object),
+                ("firstlineno", int), ("lnotab", object))
+# Python 3.8-3.10 after the first five int32s (posonlyargcount came second): flags, then code,
+# consts, names, varnames, freevars, cellvars, filename, name, firstlineno, lnotab (3.10:
+# linetable).
+_REST_OF_LAYOUT_38 = (("flags", int),) + _FIRST_FIELDS + (
+    ("freevars", tuple), ("cellvars", tuple), ("filename", str), ("name", str),
+    ("firstlineno", int), ("lnotab", bytes))
+# Python 3.11+ after localspluskinds: filename, name, qualname, firstlineno, linetable,
+# exceptiontable.
+_REST_OF_LAYOUT_311 = (("filename", str), ("name", str), ("qualname", str),
+                       ("firstlineno", int), ("linetable", bytes), ("exceptiontable", bytes))
+_COUNTS = (("argcount", int), ("kwonlyargcount", int), ("nlocals", int), ("stacksize", int),
+           ("flags", int))
+
+
 class _MarshalReader(object):
     def __init__(self, data: bytes) -> None:
         self.data = bytes(data)
         self.pos = 0
-        self.refs = []  # type: List[Any]
+        self.refs: List[Any] = []
 
     # -- primitives --------------------------------------------------------------------------
 
@@ -161,26 +182,58 @@ class _MarshalReader(object):
                                "(offset {})".format(index, start))
         return self.refs[index]
 
+    def _is_bytes_next(self, offset: int = 0) -> bool:
+        """Whether the object at `offset` bytes ahead has the bytes type code."""
+        following = self.data[self.pos + offset:self.pos + offset + 1]
+        return bool(following) and (following[0] & ~_FLAG_REF) == ord("s")
+
+    def _fields(self, fields: Sequence[Tuple[str, type]], layout: str) -> List[Any]:
+        """Read code object fields (name, type): an int32 for int, else a marshal object of
+        that type (`object`: any)."""
+        values = []
+        for name, expected in fields:
+            value = self._int32() if expected is int else self.read()
+            if not isinstance(value, expected):
+                raise MarshalError(
+                    "malformed code object in marshal data: its {} is of type {}, not {} "
+                    "(Python {} layout)".format(name, type(value).__name__, expected.__name__,
+                                                layout))
+            values.append(value)
+        return values
+
     def _code(self, kind: str, flag: int, start: int) -> CodeObject:
+        """A code object; the layout of a newer Python raises NewerPythonError.
+
+        The layouts are told apart without backtracking: after five int32s, Python 3.4-3.7 and
+        3.11+ continue with the bytecode string, 3.8-3.10 with a sixth int32; the fifth object
+        after the bytecode is a tuple (freevars) in 3.4-3.7 and bytes (localspluskinds) in 3.11+.
+        """
         slot = self._reserve(flag)
-        counts = [self._int32() for _ in range(5)]
-        following = self.data[self.pos:self.pos + 1]
-        if not following or (following[0] & ~_FLAG_REF) != ord("s"):
-            after_one_more = self.data[self.pos + 4:self.pos + 5]
-            if after_one_more and (after_one_more[0] & ~_FLAG_REF) == ord("s"):
+        counts = self._fields(_COUNTS, "3.4-3.7")
+        if not self._is_bytes_next():
+            if self._is_bytes_next(4):
+                self._fields(_REST_OF_LAYOUT_38, "3.8-3.10")
                 raise NewerPythonError(
-                    "the code object was written by Python 3.8 or later (it has the "
-                    "posonlyargcount field); this reader handles Python 3.4-3.7 code",
-                    "3.8 or later")
+                    "the code object was written by Python 3.8, 3.9 or 3.10 (it has the "
+                    "posonlyargcount field of Python 3.8, in the layout that Python 3.11 "
+                    "replaced); " + _ONLY_OLD_CODE, "3.8-3.10")
             raise MarshalError("not a Python 3.4-3.7 code object: its bytecode string is "
                                "missing at offset {}".format(self.pos))
-        fields = [self.read() for _ in range(8)]
-        firstlineno = self._int32()
-        lnotab = self.read()
-        bytecode, consts, names, varnames, freevars, cellvars, filename, name = fields
-        if not isinstance(bytecode, bytes) or not all(
-                isinstance(item, tuple) for item in (consts, names, varnames, freevars, cellvars)):
-            raise MarshalError("malformed code object in marshal data")
+        bytecode, consts, names, varnames = self._fields(_FIRST_FIELDS, "3.4-3.7")
+        freevars = self.read()
+        if isinstance(freevars, bytes):  # co_localspluskinds, where 3.4-3.7 have freevars
+            qualname = self._fields(_REST_OF_LAYOUT_311, "3.11+")[2]
+            raise NewerPythonError(
+                "the code object was written by Python 3.11 or later (it has the fields "
+                "Python 3.11 introduced: the qualified name {!r}, localsplusnames and "
+                "localspluskinds in place of varnames, freevars and cellvars, and an exception "
+                "table); {}".format(qualname, _ONLY_OLD_CODE), "3.11 or later")
+        cellvars, filename, name, firstlineno, lnotab = self._fields(
+            _LAST_FIELDS, "3.4-3.7")
+        if not isinstance(freevars, tuple):
+            raise MarshalError("malformed code object in marshal data: its freevars is of "
+                               "type {}, not tuple (Python 3.4-3.7 layout)".format(
+                                   type(freevars).__name__))
         value = CodeObject(counts[0], counts[1], counts[2], counts[3], counts[4], bytecode,
                            consts, names, varnames, freevars, cellvars, filename, name,
                            firstlineno, lnotab)
@@ -188,7 +241,7 @@ class _MarshalReader(object):
 
 
 # Type code -> the method that reads the rest of the object (singletons are in _SINGLETONS).
-_READERS = {
+_READERS: Dict[str, Callable[[_MarshalReader, str, int, int], Any]] = {
     "i": _MarshalReader._int, "l": _MarshalReader._long,
     "g": _MarshalReader._binary_float, "f": _MarshalReader._text_float,
     "y": _MarshalReader._binary_complex, "x": _MarshalReader._text_complex,
@@ -196,7 +249,7 @@ _READERS = {
     "a": _MarshalReader._ascii, "A": _MarshalReader._ascii,
     "z": _MarshalReader._short_ascii, "Z": _MarshalReader._short_ascii,
     "{": _MarshalReader._dict, "r": _MarshalReader._reference, "c": _MarshalReader._code,
-}  # type: Dict[str, Callable[[_MarshalReader, str, int, int], Any]]
+}
 _READERS.update({kind: _MarshalReader._sequence for kind in _SEQUENCE_TYPES})
 
 

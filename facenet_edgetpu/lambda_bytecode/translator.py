@@ -11,7 +11,7 @@ comprehensions, nested lambdas, star-arguments, statements) raises `Untranslatab
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, List, NamedTuple, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Sequence, Tuple
 
 from facenet_edgetpu.lambda_bytecode.errors import UntranslatableError
 from facenet_edgetpu.lambda_bytecode.expressions import (
@@ -48,8 +48,8 @@ class _Replay(object):
 
     def __init__(self, code: CodeObject) -> None:
         self.code = code
-        self.stack = []  # type: List[Node]
-        self.globals_read = []  # type: List[str]
+        self.stack: List[Node] = []
+        self.globals_read: List[str] = []
 
     def pop(self, count: int) -> List[Node]:
         if count > len(self.stack):
@@ -218,15 +218,16 @@ def _call_function_legacy(replay: _Replay, arg: int) -> None:
 def _call_function_kw(replay: _Replay, arg: int) -> None:
     """3.6+: a constant tuple of keyword names on top of the n argument values."""
     names, = replay.pop(1)
-    if not isinstance(names, TupleExpr) or not all(
-            isinstance(item, Const) for item in names.items):
+    constants = [item for item in names.items if isinstance(item, Const)] \
+        if isinstance(names, TupleExpr) else []
+    if not isinstance(names, TupleExpr) or len(constants) != len(names.items):
         raise Unsupported("CALL_FUNCTION_KW without a constant name tuple")
     args = replay.pop(arg)
     function, = replay.pop(1)
-    split = len(args) - len(names.items)
+    split = len(args) - len(constants)
     if split < 0:
         raise Unsupported("a stack the translator cannot follow")
-    keywords = [(item.value, value) for item, value in zip(names.items, args[split:])]
+    keywords = [(item.value, value) for item, value in zip(constants, args[split:])]
     replay.push(_call(function, args[:split], keywords))
 
 
@@ -239,19 +240,19 @@ def _call_method(replay: _Replay, arg: int) -> None:
 
 
 # Instruction name -> handler, one table per bytecode format (3.5 calls differ from 3.6+).
-_COMMON_HANDLERS = {
+_COMMON_HANDLERS: Dict[str, Handler] = {
     "NOP": _nop, "LOAD_FAST": _load_fast, "LOAD_CONST": _load_const,
     "LOAD_GLOBAL": _load_global, "LOAD_NAME": _load_global, "LOAD_DEREF": _load_deref,
     "LOAD_ATTR": _load_attr, "BINARY_SUBSCR": _subscript, "COMPARE_OP": _compare,
     "BUILD_TUPLE": _build_tuple, "BUILD_LIST": _build_list, "BUILD_SET": _build_set,
     "BUILD_MAP": _build_map, "BUILD_SLICE": _build_slice,
-}  # type: Dict[str, Handler]
+}
 _COMMON_HANDLERS.update({name: functools.partial(_binary, symbol, prec)
                          for name, (symbol, prec) in _BINARY.items()})
 _COMMON_HANDLERS.update({name: functools.partial(_unary, symbol, prec)
                          for name, (symbol, prec) in _UNARY.items()})
-_LEGACY_HANDLERS = dict(_COMMON_HANDLERS, CALL_FUNCTION=_call_function_legacy)
-_WORDCODE_HANDLERS = dict(
+_LEGACY_HANDLERS: Dict[str, Handler] = dict(_COMMON_HANDLERS, CALL_FUNCTION=_call_function_legacy)
+_WORDCODE_HANDLERS: Dict[str, Handler] = dict(
     _COMMON_HANDLERS, CALL_FUNCTION=_call_function_wordcode, CALL_FUNCTION_KW=_call_function_kw,
     BUILD_CONST_KEY_MAP=_build_const_key_map, LOAD_METHOD=_load_method,
     CALL_METHOD=_call_method)

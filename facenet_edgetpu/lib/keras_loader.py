@@ -33,7 +33,8 @@ from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Seq
 
 from facenet_edgetpu.core.errors import PipelineError
 from facenet_edgetpu.lambda_bytecode import (
-    BytecodeError, CodeObject, UntranslatableError, disassemble, lambda_source, read_marshal)
+    BytecodeError, CodeObject, NewerPythonError, UntranslatableError, disassemble, lambda_source,
+    read_marshal)
 from facenet_edgetpu.lib.keras_h5 import read_model_config
 
 # Every TensorFlow attribute path this module uses, relative to the `tensorflow` module. The same
@@ -117,7 +118,7 @@ def translate_keras_function(entry: Any, layer: str = "?", arguments: Optional[M
     """Translate one marshalled Keras function entry into a `LambdaLayer`."""
     arguments = arguments or {}
     text, defaults, closure = _split_keras_function(entry)
-    decoded = "nothing"
+    decoded = None
     try:
         code = read_marshal(keras_code_bytes(text))
         if not isinstance(code, CodeObject):
@@ -125,6 +126,11 @@ def translate_keras_function(entry: Any, layer: str = "?", arguments: Optional[M
                 type(code).__name__))
         decoded = disassemble(code)
         translation = lambda_source(code, defaults)
+    except NewerPythonError as error:
+        raise UntranslatableLambdaError(
+            "Lambda layer '{}': its {} cannot be translated: {}.\n{}".format(
+                layer, key, error, _how_to_supply(layer, arguments)),
+            layer=layer) from error
     except UntranslatableError as error:
         raise UntranslatableLambdaError(
             "Lambda layer '{}': its {} cannot be translated from Python bytecode: {}.\n"
@@ -132,9 +138,10 @@ def translate_keras_function(entry: Any, layer: str = "?", arguments: Optional[M
                                                _how_to_supply(layer, arguments)),
             layer=layer, disassembly=error.disassembly) from error
     except (BytecodeError, LegacyKerasError) as error:
+        so_far = "Decoded so far:\n{}\n".format(decoded) if decoded else ""
         raise UntranslatableLambdaError(
-            "Lambda layer '{}': its {} cannot be decoded: {}.\nDecoded so far:\n{}\n{}".format(
-                layer, key, error, decoded, _how_to_supply(layer, arguments)),
+            "Lambda layer '{}': its {} cannot be decoded: {}.\n{}{}".format(
+                layer, key, error, so_far, _how_to_supply(layer, arguments)),
             layer=layer, disassembly=decoded) from error
     if len(closure) != len(code.freevars):
         raise UntranslatableLambdaError(
