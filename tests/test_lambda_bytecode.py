@@ -1,6 +1,7 @@
 """Tests of facenet_edgetpu/lambda_bytecode: the marshal reader, the instruction decoder and the
 translator, on hand-made Python 3.5-3.7 code objects (tests/legacy_code.py)."""
 import marshal
+import re
 import sys
 
 import pytest
@@ -128,3 +129,36 @@ def test_disassembly_lists_instructions_with_their_meaning():
     assert "   0 LOAD_FAST                 0 (inputs)" in listing
     assert "   2 LOAD_CONST                1 (0)" in listing
     assert listing.splitlines()[-1] == "    18 RETURN_VALUE"
+
+
+def test_shared_and_nested_data_is_read_within_the_limits():
+    shared = (1.5, "scale")
+    value = (shared, [shared, shared], {"k": shared})  # CPython writes references for these
+    assert lb.read_marshal(marshal.dumps(value)) == value
+    nested = "inputs"
+    for _ in range(95):
+        nested = (nested,)
+    assert lb.read_marshal(marshal.dumps(nested)) == nested
+
+
+@pytest.mark.parametrize("data,problem", [
+    (b"<\x01\x00\x00\x00[\x00\x00\x00\x00", "the set at offset 0 holds an unhashable item"),
+    (b"{[\x00\x00\x00\x00N0", "the dict at offset 0 has an unhashable key"),
+    (b")\x02N0", "the container at offset 0 holds a NULL marker"),
+    (b"f\x03x.5", "the float at offset 0 is not a number: b'x.5'"),
+    (b"t\x01\x00\x00\x00\xff", "the string at offset 0 is not UTF-8"),
+])
+def test_damaged_data_objects_are_refused_with_what_is_wrong(data, problem):
+    with pytest.raises(lb.MarshalError, match=re.escape(problem)):
+        lb.read_marshal(data)
+
+
+@pytest.mark.parametrize("code,problem", [
+    (Code(FACENET_36.code, ["inputs"], names=(1,)), "its names is not a tuple of strings"),
+    (Code(FACENET_36.code, ["inputs"], flags=0x43 | 0x04), "more arguments than variable names"),
+    (Code(FACENET_36.code, [], kwonly=1), "a negative argument or local count"),
+])
+def test_code_objects_cpython_would_refuse_are_refused(code, problem):
+    with pytest.raises(lb.MarshalError, match="malformed code object at offset 0 of the "
+                                              "marshal data: .*" + problem):
+        lb.read_marshal(marshalled(code))

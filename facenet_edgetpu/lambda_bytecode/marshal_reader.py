@@ -42,6 +42,17 @@ CO_ASYNC_GENERATOR = 0x200
 _FLAG_REF = 0x80  # set on the type code of an object that later data may refer back to
 _NULL = object()  # the marshal NULL marker that ends a dict
 
+# How deep containers and code objects may nest. Python's own limit is far higher, but this
+# reader recurses in Python, and a deep nest would exhaust Python's recursion limit first.
+MAX_NESTING = 100
+
+# How many objects one object may expand to when references are followed (see _measure).
+MAX_EXPANDED_OBJECTS = 100000
+
+# The longest integer accepted, in marshal's 15-bit digits: 13500 bits, about 4060 decimal
+# digits, under the 4300 digits Python 3.11+ converts to text by default (sys.int_info).
+MAX_LONG_DIGITS = 900
+
 _SINGLETONS = {"0": _NULL, "N": None, "F": False, "T": True, "S": StopIteration,
                ".": Ellipsis}
 _SEQUENCE_TYPES = {"(": tuple, ")": tuple, "[": list, "<": set, ">": frozenset}
@@ -73,6 +84,9 @@ class _MarshalReader(object):
         self.data = bytes(data)
         self.pos = 0
         self.refs: List[Any] = []
+        self.depth = 0  # containers and code objects being read, the outermost included
+        # id -> (container, objects it expands to, nesting depth), see _measure
+        self.measures: Dict[int, Tuple[Any, int, int]] = {}
 
     # -- primitives --------------------------------------------------------------------------
 
@@ -119,13 +133,26 @@ class _MarshalReader(object):
         if reader is None:
             raise MarshalError("unknown marshal type code {!r} (0x{:02x}) at offset {}".format(
                 kind, code, start))
-        return reader(self, kind, flag, start)
+        if self.depth >= MAX_NESTING:
+            raise MarshalError("the marshal data nests objects more than {} deep (offset {}); "
+                               "a lambda's code object nests three or four".format(
+                                   MAX_NESTING, start))
+        self.depth += 1
+        try:
+            return reader(self, kind, flag, start)
+        finally:
+            self.depth -= 1
 
     def _int(self, kind: str, flag: int, start: int) -> int:
         return self._keep(flag, self._int32())
 
     def _long(self, kind: str, flag: int, start: int) -> int:
         size = self._int32()
+        if abs(size) > MAX_LONG_DIGITS:
+            raise MarshalError(
+                "the integer at offset {} has {} digits of 15 bits, more than the {} (about "
+                "4000 decimal digits) accepted: no lambda constant is that long, and Python "
+                "3.11+ refuses to print a longer one".format(start, abs(size), MAX_LONG_DIGITS))
         value = 0
         for position in range(abs(size)):
             digit = struct.unpack("<H", self._take(2))[0]
@@ -135,23 +162,36 @@ class _MarshalReader(object):
     def _binary_float(self, kind: str, flag: int, start: int) -> float:
         return self._keep(flag, struct.unpack("<d", self._take(8))[0])
 
+    def _float_from_text(self, start: int) -> float:
+        """A float written as text (marshal versions 0 and 1): a length byte, then ASCII."""
+        text = self._take(self._byte())
+        try:
+            return float(text.decode("ascii"))
+        except (UnicodeDecodeError, ValueError) as error:
+            raise MarshalError("the float at offset {} is not a number: {!r}".format(
+                start, text)) from error
+
     def _text_float(self, kind: str, flag: int, start: int) -> float:
-        return self._keep(flag, float(self._take(self._byte()).decode("ascii")))
+        return self._keep(flag, self._float_from_text(start))
 
     def _binary_complex(self, kind: str, flag: int, start: int) -> complex:
         real, imag = struct.unpack("<dd", self._take(16))
         return self._keep(flag, complex(real, imag))
 
     def _text_complex(self, kind: str, flag: int, start: int) -> complex:
-        real = float(self._take(self._byte()).decode("ascii"))
-        imag = float(self._take(self._byte()).decode("ascii"))
-        return self._keep(flag, complex(real, imag))
+        real = self._float_from_text(start)
+        return self._keep(flag, complex(real, self._float_from_text(start)))
 
     def _bytes(self, kind: str, flag: int, start: int) -> bytes:
         return self._keep(flag, self._take(self._int32()))
 
     def _unicode(self, kind: str, flag: int, start: int) -> str:
-        return self._keep(flag, self._take(self._int32()).decode("utf-8", "surrogatepass"))
+        try:
+            text = self._take(self._int32()).decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError as error:
+            raise MarshalError("the string at offset {} is not UTF-8 ({})".format(
+                start, error.reason)) from error
+        return self._keep(flag, text)
 
     def _ascii(self, kind: str, flag: int, start: int) -> str:
         return self._keep(flag, self._take(self._int32()).decode("latin-1"))
@@ -159,21 +199,61 @@ class _MarshalReader(object):
     def _short_ascii(self, kind: str, flag: int, start: int) -> str:
         return self._keep(flag, self._take(self._byte()).decode("latin-1"))
 
+    def _measure(self, items: Sequence[Any], start: int) -> Tuple[int, int]:
+        """How many objects a container of `items` expands to and how deep it nests, with
+        references followed.
+
+        References let a few bytes describe a tuple whose items are two references to one
+        tuple whose items are two references ..., which expands to 2**depth objects (hashing
+        or printing it would never end), or a chain of tuples each holding the one before,
+        nesting deeper than the reader's own nesting limit. Both are refused here, before the
+        container is built and hashed.
+        """
+        if any(item is _NULL for item in items):
+            raise MarshalError("the container at offset {} holds a NULL marker".format(start))
+        measured = [self.measures[id(item)][1:] if id(item) in self.measures else (1, 0)
+                    for item in items]
+        size = 1 + sum(item_size for item_size, _ in measured)
+        depth = 1 + max((item_depth for _, item_depth in measured), default=0)
+        if size > MAX_EXPANDED_OBJECTS or depth > MAX_NESTING:
+            raise MarshalError(
+                "the object at offset {} expands to {} objects nesting {} deep through "
+                "references to other parts of the data, more than the {} objects and {} levels "
+                "accepted; a lambda's code object has a few dozen objects".format(
+                    start, size, depth, MAX_EXPANDED_OBJECTS, MAX_NESTING))
+        return size, depth
+
+    def _remember(self, value: Any, measure: Tuple[int, int]) -> Any:
+        self.measures[id(value)] = (value,) + measure  # the value too, so its id stays its own
+        return value
+
     def _sequence(self, kind: str, flag: int, start: int) -> Any:
         count = self._byte() if kind == ")" else self._int32()
         slot = self._reserve(flag)
         items = [self.read() for _ in range(count)]
-        return self._keep(flag, _SEQUENCE_TYPES[kind](items), slot)
+        measure = self._measure(items, start)
+        try:
+            value = _SEQUENCE_TYPES[kind](items)
+        except TypeError as error:  # a set of lists, say: CPython refuses it too
+            raise MarshalError("the {} at offset {} holds an unhashable item ({})".format(
+                _SEQUENCE_TYPES[kind].__name__, start, error)) from error
+        return self._keep(flag, self._remember(value, measure), slot)
 
     def _dict(self, kind: str, flag: int, start: int) -> Dict[Any, Any]:
         slot = self._reserve(flag)
-        result = {}
+        items = []
         while True:
             key = self.read()
             if key is _NULL:
                 break
-            result[key] = self.read()
-        return self._keep(flag, result, slot)
+            items += [key, self.read()]
+        measure = self._measure(items, start)
+        try:
+            result = dict(zip(items[0::2], items[1::2]))
+        except TypeError as error:
+            raise MarshalError("the dict at offset {} has an unhashable key ({})".format(
+                start, error)) from error
+        return self._keep(flag, self._remember(result, measure), slot)
 
     def _reference(self, kind: str, flag: int, start: int) -> Any:
         index = self._int32()
@@ -237,7 +317,28 @@ class _MarshalReader(object):
         value = CodeObject(counts[0], counts[1], counts[2], counts[3], counts[4], bytecode,
                            consts, names, varnames, freevars, cellvars, filename, name,
                            firstlineno, lnotab)
-        return self._keep(flag, value, slot)
+        _check_code(value, start)
+        measure = self._measure(value, start)
+        return self._keep(flag, self._remember(value, measure), slot)
+
+
+def _check_code(code: CodeObject, start: int) -> None:
+    """What CPython's code constructor checks: names are strings, counts fit the varnames."""
+    problems = ["its {} is not a tuple of strings".format(field) for field in (
+        "names", "varnames", "freevars", "cellvars")
+        if not all(isinstance(item, str) for item in getattr(code, field))]
+    problems += ["its {} is not a string".format(field) for field in ("filename", "name")
+                 if not isinstance(getattr(code, field), str)]
+    if not isinstance(code.lnotab, bytes):
+        problems.append("its lnotab is not bytes")
+    if min(code.argcount, code.kwonlyargcount, code.nlocals) < 0:
+        problems.append("it has a negative argument or local count")
+    elif code.argcount + code.kwonlyargcount + bool(code.flags & CO_VARARGS) + bool(
+            code.flags & CO_VARKEYWORDS) > len(code.varnames):
+        problems.append("it has more arguments than variable names")
+    if problems:
+        raise MarshalError("malformed code object at offset {} of the marshal data: {}".format(
+            start, "; ".join(problems)))
 
 
 # Type code -> the method that reads the rest of the object (singletons are in _SINGLETONS).
