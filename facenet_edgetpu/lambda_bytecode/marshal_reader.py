@@ -323,7 +323,8 @@ class _MarshalReader(object):
 
 
 def _check_code(code: CodeObject, start: int) -> None:
-    """What CPython's code constructor checks: names are strings, counts fit the varnames."""
+    """Checks like those of CPython's code constructor (names are strings, lnotab is bytes, no
+    negative counts), and that the arguments fit the varnames, as the translator assumes."""
     problems = ["its {} is not a tuple of strings".format(field) for field in (
         "names", "varnames", "freevars", "cellvars")
         if not all(isinstance(item, str) for item in getattr(code, field))]
