@@ -4,6 +4,12 @@ Code objects become `CodeObject` tuples; nothing is ever executed. The object ty
 code object and its constants use: code objects, tuples, lists, sets, frozensets, dicts,
 strings, bytes, ints, floats, complex numbers, None/True/False/Ellipsis/StopIteration and
 references (format 4 writes an object once and refers back to it by index).
+
+The data may come from any file a user points the pipeline at, so everything else raises
+`MarshalError` saying what is wrong: damaged data, and data that no Python 3.4-3.7 writes for a
+lambda (nesting deeper than MAX_NESTING, integers longer than MAX_LONG_DIGITS, a few bytes that
+expand to millions of objects through references). Code objects in the layout of Python
+3.8-3.10 or 3.11+ raise `NewerPythonError`, naming those Pythons.
 """
 from __future__ import annotations
 
