@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: repro test test-fast bench toolchain lock lint clean-venv
+.PHONY: repro test test-fast bench fuzz toolchain lock lint clean-venv
 
 $(INSTALLED): requirements/pipeline.lock requirements/dev.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ test: $(INSTALLED)
 # browser, no download (markers in pyproject.toml; tests/conftest.py applies them).
 test-fast: $(INSTALLED)
 	$(BIN)/python -m pytest -m "not slow and not docker and not browser and not network"
+
+# The coverage-guided fuzzers (tests/fuzz) of the parsers users feed files to, FUZZ_SECONDS
+# each; fails on any crash other than the parser's documented error.
+FUZZ_SECONDS ?= 30
+fuzz: $(INSTALLED)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m pytest -m fuzz tests/fuzz
 
 # Each stage's wall time and peak memory in a fresh copy, and the seed's naive path beside it.
 bench: $(INSTALLED)

@@ -58,6 +58,28 @@ _ERROR_LINE = re.compile(
 _FINAL_STATUS = re.compile(r"^\s*Compilation (failed|succeeded)!?\s*$")
 
 
+# Counts and times have a few digits, sizes a few before the point; the compiler never prints
+# more than this many. A longer number is not compiler output (and would fail to convert:
+# Python 3.11+ refuses to convert more than 4300 digits, a float overflows past 308).
+_MAX_DIGITS = 18
+
+
+def _check_digits(number: str, line: str) -> str:
+    if len(number.split(".")[0]) > _MAX_DIGITS:
+        raise CompilerOutputError(
+            "not edgetpu_compiler output: a number of {} digits in the line {!r}".format(
+                len(number.split(".")[0]), line.strip()[:80]))
+    return number
+
+
+def _integer(number: str, line: str) -> int:
+    return int(_check_digits(number, line))
+
+
+def _size(number: str, unit: str, line: str) -> int:
+    return size_from_text(_check_digits(number, line), unit)
+
+
 def _lines(text: str) -> List[str]:
     if not isinstance(text, str):
         raise CompilerOutputError("expected text, got {}".format(type(text).__name__))
@@ -106,7 +128,7 @@ def parse_operator_table(lines: List[str]) -> Optional[List[OperatorRow]]:
         if not match:
             in_table = False
             continue
-        rows.append(OperatorRow(match.group(1), int(match.group(2)), match.group(3)))
+        rows.append(OperatorRow(match.group(1), _integer(match.group(2), line), match.group(3)))
     return rows
 
 
@@ -132,16 +154,16 @@ def parse_compiler_stdout(text: str) -> CompileResult:
                     "co-compiled output (several models in one run) is not supported; "
                     "compile one model per run")
             compiled_at = number
-            result.compile_time_ms = int(match.group(1))
+            result.compile_time_ms = _integer(match.group(1), line)
             continue
         for key, pattern in _SIZE_LINES.items():
             match = pattern.match(line)
             if match:
-                setattr(result, key, size_from_text(match.group(1), match.group(2)))
+                setattr(result, key, _size(match.group(1), match.group(2), line))
         for key, pattern in _INT_LINES.items():
             match = pattern.match(line)
             if match:
-                setattr(result, key, int(match.group(1)))
+                setattr(result, key, _integer(match.group(1), line))
         for key, pattern in _TEXT_LINES.items():
             match = pattern.match(line)
             if match:

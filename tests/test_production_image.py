@@ -298,7 +298,7 @@ def test_the_api_reader_tells_tf1_from_tf2(tf115):
 
 def test_stage_code_uses_only_names_in_the_tf115_api(tf115):
     declared = declared_tf_paths()
-    # quantize (converter) and legacy_keras (loader) are the TF 1.15 path; others may join.
-    assert {"facenet_edgetpu/stages/quantize.py", "facenet_edgetpu/lib/legacy_keras.py"} <= set(declared), declared
+    # quantize (converter) and keras_loader (loader) are the TF 1.15 path; others may join.
+    assert {"facenet_edgetpu/stages/quantize.py", "facenet_edgetpu/lib/keras_loader.py"} <= set(declared), declared
     missing = {module: [p for p in paths if not tf115.has(p)] for module, paths in declared.items()}
     assert not any(missing.values()), missing

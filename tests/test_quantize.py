@@ -14,7 +14,7 @@ import yaml
 
 from facenet_edgetpu.stages import quantize as q
 from facenet_edgetpu.core.errors import PipelineError
-from facenet_edgetpu.lib.legacy_keras import LegacyKerasError
+from facenet_edgetpu.lib.keras_loader import LegacyKerasError
 from facenet_edgetpu.core.params import ParamsError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-from facenet_edgetpu.lib.legacy_keras import load_model
+from facenet_edgetpu.lib.keras_loader import load_model
 
 
 def tensorflow() -> Any:

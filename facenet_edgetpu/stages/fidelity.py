@@ -3,7 +3,7 @@
 Both models embed the same faces, preprocessed once by `facenet_edgetpu/lib/faces.py` (read with the
 channel order of `representative_dataset.channels`, resized, pre-whitened). Three variants:
 
-    float            the Keras model (loaded by `facenet_edgetpu.lib.legacy_keras`), float32 input;
+    float            the Keras model (loaded by `facenet_edgetpu.lib.keras_loader`), float32 input;
     int8             the quantized model `models/facenet_keras.tflite`, its input quantized
                      with the model's own input scale and zero point (as the QUANTIZE op of a
                      float-input model would: round half away from zero, then clip);
@@ -54,7 +54,7 @@ from facenet_edgetpu.core.params import Field, section
 from facenet_edgetpu.lib import faces
 from facenet_edgetpu.lib.keras_h5 import model_input_size
 from facenet_edgetpu.lib.lambda_params import lambda_functions_param
-from facenet_edgetpu.lib.legacy_keras import LegacyKerasError
+from facenet_edgetpu.lib.keras_loader import LegacyKerasError
 from facenet_edgetpu.lib.manifest import manifest_path, read_manifest, split_entries
 from facenet_edgetpu.lib.tf_compat import graph_mode, load_keras_model, tensorflow
 

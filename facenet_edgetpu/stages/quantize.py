@@ -1,7 +1,7 @@
 """Stage `quantize`: full-integer post-training quantization of the Keras model to TFLite.
 
 Reads the Keras h5 model (Lambda layers saved by old Pythons are translated by
-`facenet_edgetpu.lib.legacy_keras`; `quantize.lambda_functions` supplies any it cannot translate)
+`facenet_edgetpu.lib.keras_loader`; `quantize.lambda_functions` supplies any it cannot translate)
 and the representative dataset (float32 .npy, N x H x W x C, already resized and pre-whitened). The model is built with batch size 1 (the Edge TPU needs a
 static batch) and converted with
 
@@ -42,7 +42,7 @@ from facenet_edgetpu.core.errors import PipelineError
 from facenet_edgetpu.core.log import get_logger, timed
 from facenet_edgetpu.core.params import Field, section
 from facenet_edgetpu.lib.lambda_params import LAMBDA_FUNCTIONS_FIELD, check_lambda_functions
-from facenet_edgetpu.lib.legacy_keras import model_lambda_layers
+from facenet_edgetpu.lib.keras_loader import model_lambda_layers
 from facenet_edgetpu.lib.tf_compat import graph_mode, load_keras_model, tensorflow
 
 IO_TYPES = ("uint8", "int8")
@@ -53,7 +53,7 @@ SCHEMA = {
 }
 
 # Every TensorFlow attribute path the TF 1.15 code path uses (relative to `tensorflow`), for a
-# test against the TF 1.15 API; `facenet_edgetpu.lib.legacy_keras.TF_API` lists the loader's.
+# test against the TF 1.15 API; `facenet_edgetpu.lib.keras_loader.TF_API` lists the loader's.
 TF1_API = (
     "__version__",
     "executing_eagerly",
