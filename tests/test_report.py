@@ -375,3 +375,53 @@ def test_bad_inputs_give_one_clear_error(compiled, tmp_path):
     assert not os.path.exists(str(tmp_path / "out"))  # nothing written on a bad input
     with pytest.raises(SystemExit):
         report.main(argv[:-2])  # --plots left out: argparse refuses
+
+
+# --------------------------------------------------------------------------------------------
+# The drawings' geometry (pure functions)
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("count, rows", [(0, 0), (1, 1), (49, 1), (50, 1), (51, 2), (214, 5)])
+def test_strip_rows_hold_every_cell_and_no_empty_row(count, rows):
+    assert svg.strip_rows(count, 50) == rows
+    assert svg.strip_size(count, 50).height == rows * (svg.CELL_HEIGHT + svg.CELL_GAP)
+    assert [label.first_position for label in svg.strip_row_labels(count, 50)] == list(
+        range(0, count, 50))
+
+
+def test_strip_cells_fill_rows_left_to_right():
+    first, last, next_row = (svg.strip_cell(p, 50) for p in (0, 49, 50))
+    assert (first.x, first.y) == (svg.STRIP_LEFT, 0)
+    assert last.y == first.y and last.x == first.x + 49 * (svg.CELL_WIDTH + svg.CELL_GAP)
+    assert next_row.x == first.x and next_row.y == svg.CELL_HEIGHT + svg.CELL_GAP
+    assert last.x + last.width <= svg.strip_size(50, 50).width
+    key = svg.cell_key_position(last)
+    assert key.x == last.x + last.width / 2.0 and last.y < key.y < last.y + last.height
+
+
+def test_bar_segments_are_contiguous_and_to_scale():
+    segments = svg.bar_segments([1, 3, 0, 4], 800)
+    assert [(s.x, s.width) for s in segments] == [(0, 100), (100, 300), (400, 0), (400, 400)]
+    assert [s.width for s in svg.bar_segments([0, 0], 800)] == [0, 0]
+    marker = svg.capacity_marker(3, 4, 800)
+    assert marker.x == 600 and marker.anchor == "end" and marker.caption.x == 600
+    assert svg.capacity_marker(1, 4, 800).anchor == "start"
+    assert svg.capacity_marker(1, 0, 800) is None
+
+
+@pytest.mark.parametrize("values", [[7, 0, 15], [256, 7245404, 0], [1, 10 ** 6, 1], [3, 3, 3]])
+def test_character_runs_sum_to_the_width_and_keep_small_values_visible(values):
+    runs = svg.character_runs(values, 60)
+    assert sum(runs) == 60
+    exact = [60.0 * value / sum(values) for value in values]
+    lifted = sum(1 for share in exact if 0 < share < 1)  # each takes one from the longest run
+    for run, share in zip(runs, exact):
+        assert (run > 0) == (share > 0)
+        assert abs(run - share) < 1.0 + lifted
+    assert svg.character_runs([0, 0], 60) == [0, 0]
+
+
+def test_a_label_fits_only_with_its_padding():
+    text = "Off-chip 15.37MiB"
+    needed = svg.CHARACTER_WIDTH * len(text) + svg.LABEL_PADDING
+    assert svg.label_fits(text, needed) and not svg.label_fits(text, needed - 1)

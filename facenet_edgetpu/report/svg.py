@@ -120,15 +120,18 @@ def capacity_marker(on_chip: int, total: int, width: float = BAR_WIDTH) -> Optio
 
 def character_runs(values: Sequence[int], columns: int) -> List[int]:
     """Split `columns` characters among `values` to scale, summing exactly to `columns`
-    (largest remainders first; a non-zero value gets at least one character when it can)."""
+    (largest remainders first); a non-zero value too small for one character still gets one,
+    taken from the longest run, so that nothing reported disappears from the bar."""
     total = sum(values)
     if not total:
         return [0 for _ in values]
     exact = [columns * value / float(total) for value in values]
     runs = [int(share) for share in exact]
-    order = sorted(range(len(values)), key=lambda index: (runs[index] == 0 and values[index] > 0,
-                                                          exact[index] - runs[index]),
-                   reverse=True)
-    for index in order[:columns - sum(runs)]:
+    by_remainder = sorted(range(len(values)), key=lambda i: exact[i] - runs[i], reverse=True)
+    for index in by_remainder[:columns - sum(runs)]:
         runs[index] += 1
+    for index, value in enumerate(values):
+        if value and not runs[index] and max(runs) > 1:
+            runs[runs.index(max(runs))] -= 1
+            runs[index] = 1
     return runs
