@@ -19,7 +19,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -142,7 +142,7 @@ def compiled_inputs(root: str, stdout_file: str = "seed000_facenet_v15_stdout.tx
                   model, result)
 
 
-_BUILT = {}  # type: Dict[str, Inputs]
+_BUILT: Dict[str, Inputs] = {}
 
 
 def shared(name: str, make, tmp_path_factory) -> Inputs:
@@ -186,7 +186,8 @@ def _markdown_cell(text: str) -> str:
 
 def markdown_tables(markdown: str) -> List[List[List[str]]]:
     """Every table (header row first) as rows of cell texts, in document order."""
-    tables, current = [], None  # type: List[List[List[str]]], List[List[str]]
+    tables: List[List[List[str]]] = []
+    current: Optional[List[List[str]]] = None
     for line in markdown.splitlines() + [""]:
         if line.startswith("|") and line.endswith("|"):
             cells = [_markdown_cell(cell) for cell in re.split(r"(?<!\\)\|", line[1:-1])]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from dataclasses import dataclass
 from typing import Optional
 
@@ -18,7 +17,7 @@ from facenet_edgetpu.core import artifacts
 from facenet_edgetpu.core.errors import PipelineError
 from facenet_edgetpu.lib import records
 from facenet_edgetpu.stages import crop_faces
-from tests.report_helpers import CROPS, DATA, FIDELITY, QUANTIZATION, write_compile_result
+from tests.report_helpers import CROPS, FIDELITY, QUANTIZATION
 
 COMMITTED = [(records.CropMetrics, CROPS), (records.Quantization, QUANTIZATION),
              (records.Fidelity, FIDELITY)]
@@ -124,17 +123,3 @@ def test_a_new_optional_key_is_one_line():
     assert QuantizationWithFloat.from_dict(newer, "q.json").to_dict() == newer
     with pytest.raises(records.RecordError, match="float_tflite_bytes: expected an integer"):
         QuantizationWithFloat.from_dict(dict(newer, float_tflite_bytes="big"), "q.json")
-
-
-def test_compile_result_is_read_from_the_compile_folder(tmp_path):
-    from edgetpu_analyzer.parse import parse_compiler_stdout
-
-    with open(os.path.join(DATA, "seed000_facenet_v15_stdout.txt"), encoding="utf-8") as handle:
-        result = parse_compiler_stdout(handle.read())
-    folder = write_compile_result(str(tmp_path / "edgetpu"), result)
-    assert records.read_compile_result(folder) == result
-    artifacts.write_json(os.path.join(folder, records.COMPILE_RESULT_FILE), {"operators": []})
-    with pytest.raises(records.RecordError, match=r"compile_result\.json: not a compile result"):
-        records.read_compile_result(folder)
-    with pytest.raises(records.RecordError, match="not found: .*dvc repro compile"):
-        records.read_compile_result(str(tmp_path / "nothing"))

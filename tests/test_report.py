@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from edgetpu_analyzer.result import STATUS_MAPPED, format_size
+from facenet_edgetpu.core import artifacts
 from facenet_edgetpu.core.errors import PipelineError
 from facenet_edgetpu.lib import records
 from facenet_edgetpu.lib.seed import SEED_OPERATORS, SEED_SIZES
@@ -353,6 +354,17 @@ def test_same_inputs_give_the_same_bytes_in_separate_processes(compiled, tmp_pat
     assert sorted(written[0]) == ["metrics.json", "plots/operators.csv", "plots/sizes.csv",
                                   "report.html", "report.md"]
     assert written[0] == written[1]
+
+
+def test_compile_result_is_read_from_the_compile_folder(compiled, tmp_path):
+    inputs, _ = compiled
+    assert report.read_compile_result(inputs.compile_dir) == inputs.result
+    folder = helpers.write_compile_result(str(tmp_path / "edgetpu"), inputs.result)
+    artifacts.write_json(os.path.join(folder, records.COMPILE_RESULT_FILE), {"operators": []})
+    with pytest.raises(records.RecordError, match=r"compile_result\.json: not a compile result"):
+        report.read_compile_result(folder)
+    with pytest.raises(records.RecordError, match="not found: .*dvc repro compile"):
+        report.read_compile_result(str(tmp_path / "nothing"))
 
 
 def test_bad_inputs_give_one_clear_error(compiled, tmp_path):

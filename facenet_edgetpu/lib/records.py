@@ -9,8 +9,10 @@ one `RecordError` naming the file, the key path and the stage to rerun.
     data/faces/manifest.json    Manifest         (crop_faces)
     models/quantization.json    Quantization     (quantize)
     reports/fidelity.json       Fidelity         (fidelity)
-    models/edgetpu/compile_result.json   edgetpu_analyzer.result.CompileResult (compile),
-                                read with `read_compile_result`
+
+The compile stage's models/edgetpu/compile_result.json is `edgetpu_analyzer.result.CompileResult`
+(`to_dict` / `from_dict`); only its file name is here, so that the stages that do not read it
+do not depend on the analyzer package.
 
 Adding a key to a file is one line in its dataclass: a field with a default (None for "not
 written by older runs") is optional when reading and left out of `to_dict` while it is None.
@@ -19,12 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple, Type, TypeVar
 
-from edgetpu_analyzer.result import CompileResult
 from facenet_edgetpu.core import artifacts
 from facenet_edgetpu.core.errors import PipelineError
 
@@ -102,7 +102,7 @@ def _decode_scalar(kind: type, value: Any, where: str) -> Any:
 def _decode(kind: Any, value: Any, where: str) -> Any:
     """`value` (parsed JSON) as an instance of the annotation `kind`, checked all the way down."""
     origin = getattr(kind, "__origin__", None)
-    arguments = getattr(kind, "__args__", ())  # type: Tuple[Any, ...]
+    arguments: Tuple[Any, ...] = getattr(kind, "__args__", ())
     if origin is typing.Union:  # Optional[X]: the only union records use
         inner = [argument for argument in arguments if argument is not type(None)][0]
         return None if value is None else _decode(inner, value, where)
@@ -140,7 +140,9 @@ def _checked(kind: Any, data: Any, source: str, stage: str) -> Any:
             from None
 
 
-def _read_json(path: str, stage: str) -> Any:
+def read_json(path: str, stage: str) -> Any:
+    """Parsed JSON of a stage output; RecordError (naming `stage` to rerun) when it is missing
+    or not JSON."""
     try:
         return artifacts.read_json(path)
     except FileNotFoundError:
@@ -190,7 +192,7 @@ class Record:
     @classmethod
     def load(cls: Type[RecordType], path: str) -> RecordType:
         """The record in the JSON file `path`; RecordError if it is missing or malformed."""
-        return cls.from_dict(_read_json(path, cls.WRITER), path)
+        return cls.from_dict(read_json(path, cls.WRITER), path)
 
     def save(self, path: str) -> None:
         """Write the record atomically (sorted keys, no timestamps)."""
@@ -353,18 +355,3 @@ class Fidelity(Record):
     input_quantization: InputQuantization
     variants: Dict[str, VariantMetrics]
     vs_float: Dict[str, Agreement]
-
-
-# --------------------------------------------------------------------------------------------
-# compile: models/edgetpu/compile_result.json
-# --------------------------------------------------------------------------------------------
-
-def read_compile_result(compile_dir: str) -> CompileResult:
-    """The compile result in `compile_dir`; RecordError when it is missing or malformed."""
-    path = os.path.join(compile_dir, COMPILE_RESULT_FILE)
-    data = _read_json(path, "compile")
-    try:
-        return CompileResult.from_dict(data)
-    except (TypeError, ValueError) as error:
-        raise RecordError("{}: not a compile result ({}); {}".format(
-            path, error, _fix("compile"))) from None

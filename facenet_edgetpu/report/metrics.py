@@ -14,7 +14,7 @@ def collect_metrics(sizes: Mapping[str, Optional[int]], result: CompileResult,
                     quantization: records.Quantization,
                     crops: records.CropMetrics) -> Dict[str, Any]:
     """The numbers `dvc metrics diff` compares between runs (flat, no nulls)."""
-    operators = {}  # type: Dict[str, Dict[str, int]]
+    operators: Dict[str, Dict[str, int]] = {}
     # One number per (operator, status) row, so `dvc metrics diff` shows operators that
     # changed status between runs, like `oplog-diff` does.
     for row in result.operators:

@@ -9,7 +9,7 @@ output: both renderings then mark it PREDICTED.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from facenet_edgetpu.report.svg import Marker, Point, Rect, RowLabel
 
@@ -36,6 +36,18 @@ class Table:
     rows: List[List[Cell]]
     element_id: str = ""
     row_styles: List[str] = field(default_factory=list)   # per row: "", "cpu" or "total"
+
+
+def table(labels: Sequence[str], rows: List[List[Cell]], numeric: Sequence[int] = (),
+          element_id: str = "", row_styles: Sequence[str] = ()) -> Table:
+    """A table whose columns listed in `numeric` (by index) are right-aligned."""
+    return Table([Column(label, index in numeric) for index, label in enumerate(labels)],
+                 rows, element_id, list(row_styles))
+
+
+def texts(*values: object) -> List[Cell]:
+    """A row of plain cells."""
+    return [Cell(str(value)) for value in values]
 
 
 @dataclass

@@ -83,6 +83,17 @@ def read_toolchain(path: str) -> Dict[str, str]:
     return data
 
 
+def read_compile_result(compile_dir: str) -> CompileResult:
+    """The compile stage's result in `compile_dir`; RecordError when missing or malformed."""
+    path = os.path.join(compile_dir, records.COMPILE_RESULT_FILE)
+    data = records.read_json(path, "compile")
+    try:
+        return CompileResult.from_dict(data)
+    except (TypeError, ValueError) as error:
+        raise records.RecordError("{}: not a compile result ({}); rerun the stage that writes "
+                                  "it (dvc repro compile)".format(path, error)) from None
+
+
 def file_size(path: str, stage: str) -> int:
     if not os.path.isfile(path):
         raise PipelineError("{} not found: rerun the stage that writes it (dvc repro {})".format(
@@ -111,7 +122,7 @@ def read_embeddings(plots_dir: str, markdown_path: str) -> Embeddings:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    result = records.read_compile_result(args.compile_dir)
+    result = read_compile_result(args.compile_dir)
     quantization = records.Quantization.load(args.quantization)
     crops = records.CropMetrics.load(args.crops)
     sizes = {"keras_h5": file_size(args.model, "fetch_inputs"),
