@@ -109,7 +109,7 @@ def sizes_section(sizes: Mapping[str, Optional[int]], result: CompileResult) -> 
              Cell(thousands(SEED_SIZES[name])), _change_cell(sizes.get(name), SEED_SIZES[name])]
             for name, label in SIZE_LABELS]
     return Sizes("Sizes", table(["artifact", "bytes (this run)", "bytes (seed)", "vs seed"],
-                                 rows, numeric=(1, 2, 3), element_id="size-table"),
+                                rows, numeric=(1, 2, 3), element_id="size-table"),
                  "Seed: {} converter, Edge TPU compiler {}.".format(SEED_CONVERTER, SEED_COMPILER))
 
 
@@ -189,14 +189,14 @@ def fidelity_section(fidelity: records.Fidelity, plot: Embeddings) -> Fidelity:
 
 def _tensor_row(side: str, tensor: records.TensorDetails) -> List[Cell]:
     return texts(side, tensor.name, tensor.dtype, shape(tensor.shape), repr(tensor.scale),
-                  tensor.zero_point)
+                 tensor.zero_point)
 
 
 def quantization_section(quantization: records.Quantization) -> Quantization:
     tensors = table(["tensor", "name", "dtype", "shape", "scale", "zero point"],
-                     [_tensor_row("input", quantization.input),
-                      _tensor_row("output", quantization.output)], numeric=(4, 5),
-                     element_id="tensor-table")
+                    [_tensor_row("input", quantization.input),
+                     _tensor_row("output", quantization.output)], numeric=(4, 5),
+                    element_id="tensor-table")
     facts = [Fact("calibration faces", str(quantization.calibration_samples)),
              Fact("input/output type", quantization.io_type),
              Fact("converter", quantization.converter),
@@ -208,14 +208,14 @@ def quantization_section(quantization: records.Quantization) -> Quantization:
     for name in sorted(set(ours) | set(SEED_OPERATORS)):
         versions = ", ".join(str(v) for v in quantization.operator_versions.get(name, [])) or DASH
         rows.append(texts(name, versions, ours.get(name, 0), SEED_OPERATORS.get(name, 0),
-                           _difference(ours.get(name, 0), SEED_OPERATORS.get(name, 0))))
+                          _difference(ours.get(name, 0), SEED_OPERATORS.get(name, 0))))
         styles.append("")
     total, seed_total = sum(ours.values()), sum(SEED_OPERATORS.values())
     rows.append(texts("total", "", total, seed_total, _difference(total, seed_total)))
     styles.append("total")
     operators = table(["operator", "versions", "this run", "seed ({})".format(SEED_CONVERTER),
-                        "difference"], rows, numeric=(2, 3, 4), element_id="tflite-operators",
-                       row_styles=styles)
+                       "difference"], rows, numeric=(2, 3, 4), element_id="tflite-operators",
+                      row_styles=styles)
     groups: Dict[Tuple[str, str], int] = {}
     for layer in quantization.lambda_layers.values():
         groups[(layer.source, layer.origin)] = groups.get((layer.source, layer.origin), 0) + 1
