@@ -201,6 +201,13 @@ def markdown_tables(markdown: str) -> List[List[List[str]]]:
     return tables
 
 
+def markdown_alignments(markdown: str) -> List[List[bool]]:
+    """Per table, which columns are right-aligned (`---:`), in document order."""
+    return [[cell.strip().endswith(":") for cell in line.strip("|").split("|")]
+            for line in markdown.splitlines()
+            if line.startswith("|") and re.fullmatch(r"\|( -+:? \|)+", line)]
+
+
 # --------------------------------------------------------------------------------------------
 # A minimal DOM over html.parser, enough to query ids, classes and table rows
 # --------------------------------------------------------------------------------------------

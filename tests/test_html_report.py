@@ -19,7 +19,7 @@ from edgetpu_analyzer.result import STATUS_MAPPED, format_size
 from facenet_edgetpu.report import render, svg
 from tests import browser
 from tests import report_helpers as helpers
-from tests.report_helpers import AWKWARD_NAME, markdown_tables, parse_html
+from tests.report_helpers import AWKWARD_NAME, markdown_alignments, markdown_tables, parse_html
 
 SECTION_IDS = ["summary", "sizes", "operators", "strip", "memory", "fidelity", "quantization",
                "crops", "toolchain"]
@@ -72,6 +72,24 @@ def test_html_and_markdown_have_the_same_sections_and_tables(case, request):
     assert len(html_tables) == len(md_tables) >= 10
     for html_table, md_table in zip(html_tables, md_tables):
         assert html_table == md_table
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_numbers_are_right_aligned_in_both(case, request):
+    _, outputs, _ = request.getfixturevalue(case)
+    html = []
+    for table in parse_html(outputs.html).find_all("table"):
+        rows = [[cell for cell in row.find_all() if cell.tag in ("th", "td")]
+                for row in table.find_all("tr")]
+        aligned = [["num" in cell.attrs.get("class", "").split() for cell in row] for row in rows]
+        assert all(row == aligned[0] for row in aligned)  # a column is aligned as a whole
+        html.append(aligned[0])
+    markdown = [columns for columns, table in zip(markdown_alignments(outputs.markdown),
+                                                  markdown_tables(outputs.markdown))
+                if table[0][0] != "memory line"]
+    assert html == markdown
+    sizes = parse_html(outputs.html).by_id("size-table")
+    assert html[0] == [False, True, True, True] and sizes.find_all("td")[1].attrs["class"] == "num"
 
 
 @pytest.mark.parametrize("case", CASES)

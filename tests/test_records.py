@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import pytest
 
 from facenet_edgetpu.core import artifacts
@@ -109,6 +110,16 @@ def test_the_wrong_file_or_no_file_is_one_clear_error(tmp_path):
     cut.write_text(open(FIDELITY).read()[:100], encoding="utf-8")
     with pytest.raises(records.RecordError, match="cut.json is not readable JSON"):
         records.Fidelity.load(str(cut))
+
+
+def test_a_record_of_the_wrong_shape_is_not_written(tmp_path):
+    fidelity = records.Fidelity.load(FIDELITY)
+    fidelity.counts.pairs = np.int64(300)  # what a writer could pass by mistake
+    target = tmp_path / "fidelity.json"
+    with pytest.raises(records.RecordError, match=r"being written\): counts\.pairs: expected an "
+                                                  r"integer, found int64"):
+        fidelity.save(str(target))
+    assert not target.exists()
 
 
 def test_a_new_optional_key_is_one_line():

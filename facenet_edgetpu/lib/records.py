@@ -195,8 +195,11 @@ class Record:
         return cls.from_dict(read_json(path, cls.WRITER), path)
 
     def save(self, path: str) -> None:
-        """Write the record atomically (sorted keys, no timestamps)."""
-        artifacts.write_json(path, self.to_dict())
+        """Write the record atomically (sorted keys, no timestamps), after checking that it has
+        its declared shape: a writer cannot write a file its readers would refuse."""
+        data = self.to_dict()
+        type(self).from_dict(data, "{} (being written)".format(path))
+        artifacts.write_json(path, data)
 
 
 # --------------------------------------------------------------------------------------------
