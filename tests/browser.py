@@ -67,7 +67,7 @@ def _run(binary: str, page: str, extra: List[str], window: Tuple[int, int]) -> T
         os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
         raise AssertionError("Chromium did not finish within {} s: {}".format(
-            TIMEOUT_SECONDS, " ".join(command)))
+            TIMEOUT_SECONDS, " ".join(command))) from None
     finally:
         shutil.rmtree(profile, ignore_errors=True)
     if process.returncode != 0:

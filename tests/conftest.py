@@ -30,6 +30,7 @@ FIXTURE_MARKERS = {
     "small": "slow",              # tests/test_quantize.py: converts a small Keras model
     "tiny": "slow",               # tests/test_edgetpu_predict.py: converts tiny models
     "tiny_int8_model": "slow",    # tests/test_compile_stage.py
+    "predicted": "slow",          # tests/report_helpers.py: quantizes a small model
     "small_legacy_h5": "slow",    # tests/test_keras_loader.py: saves and loads Keras models
     "docker_image": "docker",
     "chromium": "browser",

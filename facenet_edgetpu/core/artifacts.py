@@ -19,8 +19,8 @@ from facenet_edgetpu.core.errors import PipelineError
 PARTIAL_MARK = ".partial-"
 
 
-class ArtifactError(PipelineError):
-    """An input file of a stage cannot be read as what it should be."""
+class ArtifactError(PipelineError, ValueError):
+    """A stage output another stage reads is missing, unreadable, or not what it should be."""
 
 
 def _partial_prefix(path: str) -> str:
@@ -105,19 +105,18 @@ def write_json(path: str, data: Any) -> None:
     write_text(path, json_text(data))
 
 
-def read_json(path: str, made_by: str = "the stage that writes it") -> Any:
-    """Parse a JSON file another stage wrote; a missing or damaged one is a PipelineError
-    saying which file and how to make it again."""
+def read_json(path: str, stage: str) -> Any:
+    """Parse a JSON file that `stage` wrote; a missing or damaged one is an ArtifactError
+    saying which file and which stage makes it again."""
+    rerun = "rerun the stage that writes it (dvc repro {})".format(stage)
     try:
         with open(path, "r", encoding="utf-8") as handle:
             return json.load(handle)
     except FileNotFoundError:
-        raise ArtifactError("{} not found: run {} first (dvc repro makes it)".format(
-            path, made_by))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ArtifactError("{} is not valid JSON ({}): it was cut short or edited by hand; "
-                            "delete it and run {} again (dvc repro makes it)".format(
-                                path, error, made_by))
+        raise ArtifactError("{} not found: {}".format(path, rerun)) from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ArtifactError("{} is not readable JSON ({}): {}".format(path, error, rerun)) \
+            from None
 
 
 def sha256_of(path: str) -> str:

@@ -23,7 +23,7 @@ def manifest_path(faces_dir: str) -> str:
 def read_manifest(faces_dir: str) -> List[Dict[str, Any]]:
     """The manifest's entries, checked for the keys the readers use."""
     path = manifest_path(faces_dir)
-    entries = artifacts.read_json(path, made_by="crop_faces")
+    entries = artifacts.read_json(path, "crop_faces")
     if not isinstance(entries, list) or not all(
             isinstance(entry, dict) and set(ENTRY_KEYS) <= set(entry) for entry in entries):
         raise PipelineError("{} is not a crop manifest (a list of entries with {}): delete it and "

@@ -1,193 +1,143 @@
-"""Write the pipeline's report: reports/report.md and the DVC metrics reports/metrics.json.
+"""Stage `report`: the pipeline's report, from the outputs of the other stages.
 
-It puts the file sizes of the Keras model, the int8 TFLite model and (when compiled) the
-Edge TPU model next to the seed's figures, the operator table with each operator's status,
-the memory lines, whether the compile result is real or predicted, the crop statistics,
-the model's real input/output quantization, and the toolchain.
+Reads the compile result (real or predicted), models/quantization.json, the crop and fidelity
+metrics, the embeddings plot, toolchain.yaml and the model files' sizes; builds the report's
+content once (`facenet_edgetpu.report.build`) and writes
+
+    --out-md      the report as Markdown (reports/report.md)
+    --out-html    the same report as one self-contained HTML page (reports/report.html)
+    --metrics     the figures `dvc metrics diff` compares (reports/metrics.json)
+    --plots       operators.csv and sizes.csv for `dvc plots` (reports/plots)
+
+Every path comes from the command line (dvc.yaml); the same inputs give the same bytes.
 
 Example:
-    python -m facenet_edgetpu report
+    python -m facenet_edgetpu.stages.report --compile-dir models/edgetpu \\
+        --quantization models/quantization.json --crops reports/crop_metrics.json \\
+        --fidelity reports/fidelity.json --fidelity-plots reports/fidelity \\
+        --toolchain toolchain.yaml --tflite models/facenet_keras.tflite \\
+        --model models/facenet_keras.h5 --out-md reports/report.md \\
+        --out-html reports/report.html --metrics reports/metrics.json --plots reports/plots
 """
 from __future__ import annotations
 
+import argparse
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import yaml
 
-from edgetpu_analyzer.result import CompileResult, format_size
+from edgetpu_analyzer.result import CompileResult
 from facenet_edgetpu.core import artifacts, entry
+from facenet_edgetpu.core.errors import PipelineError
 from facenet_edgetpu.core.log import get_logger
-from facenet_edgetpu.lib.seed import SEED_OPERATORS, SEED_SIZES
-from facenet_edgetpu.stages.html_report import render_html
+from facenet_edgetpu.lib import records
+from facenet_edgetpu.report import build, metrics, render
+from facenet_edgetpu.report.model import Embeddings
 
-RESULT_FILE = "compile_result.json"
-EMBEDDINGS_PNG = "embeddings.png"
-OPERATORS_PLOT = "operators.csv"
-SIZES_PLOT = "sizes.csv"
+OPERATORS_CSV = "operators.csv"   # in --plots
+SIZES_CSV = "sizes.csv"           # in --plots
 
 log = get_logger("report")
 
 
-def file_size(path: str) -> Optional[int]:
-    return os.path.getsize(path) if os.path.exists(path) else None
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m facenet_edgetpu report", description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    inputs = parser.add_argument_group("inputs")
+    for flag, meaning in (
+            ("--compile-dir", "the compile stage's folder (compile_result.json, compiled model)"),
+            ("--quantization", "quantization.json of the quantize stage"),
+            ("--crops", "crop_metrics.json of the crop_faces stage"),
+            ("--fidelity", "fidelity.json of the fidelity stage"),
+            ("--fidelity-plots", "the fidelity stage's plot folder (embeddings.png)"),
+            ("--toolchain", "toolchain.yaml"),
+            ("--tflite", "the full-integer TFLite model"),
+            ("--model", "the Keras .h5 model")):
+        inputs.add_argument(flag, required=True, help=meaning)
+    outputs = parser.add_argument_group("outputs")
+    for flag, meaning in (("--out-md", "the Markdown report"), ("--out-html", "the HTML report"),
+                          ("--metrics", "the DVC metrics file"),
+                          ("--plots", "the folder for the DVC plot data")):
+        outputs.add_argument(flag, required=True, help=meaning)
+    return parser.parse_args(argv)
 
 
-def edgetpu_model_path(result: CompileResult, compile_dir: str) -> Optional[str]:
-    """The compiled model inside the compile folder, if the real compiler produced one."""
+def read_toolchain(path: str) -> Dict[str, Dict[str, str]]:
+    """toolchain.yaml as {stage: {component: version}}."""
+    rewrite = "run `python -m facenet_edgetpu toolchain` (make repro does it)"
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise PipelineError("{} not found: {}".format(path, rewrite)) from None
+    except yaml.YAMLError as error:
+        raise PipelineError("{} is not valid YAML ({}): {} to write it again".format(
+            path, str(error).splitlines()[0], rewrite)) from None
+    if not isinstance(data, dict) or not all(
+            isinstance(stage, str) and isinstance(section, dict) and all(
+                isinstance(key, str) and isinstance(value, str) for key, value in section.items())
+            for stage, section in data.items()):
+        raise PipelineError("{} must map each stage to its components and their versions as "
+                            "text: {} to write it again".format(path, rewrite))
+    return data
+
+
+def read_compile_result(compile_dir: str) -> CompileResult:
+    """The compile stage's result in `compile_dir`; RecordError when missing or malformed."""
+    path = os.path.join(compile_dir, records.COMPILE_RESULT_FILE)
+    data = artifacts.read_json(path, "compile")
+    try:
+        return CompileResult.from_dict(data)
+    except (TypeError, ValueError) as error:
+        raise records.RecordError("{}: not a compile result ({}); rerun the stage that writes "
+                                  "it (dvc repro compile)".format(path, error)) from None
+
+
+def file_size(path: str, stage: str) -> int:
+    if not os.path.isfile(path):
+        raise PipelineError("{} not found: rerun the stage that writes it (dvc repro {})".format(
+            path, stage))
+    return os.path.getsize(path)
+
+
+def edgetpu_model_size(result: CompileResult, compile_dir: str) -> Optional[int]:
+    """Bytes of the compiled model inside the compile folder; None for a prediction."""
     if result.predicted or not result.output_model:
         return None
-    path = os.path.join(compile_dir, os.path.basename(result.output_model))
-    return path if os.path.exists(path) else None
+    return file_size(os.path.join(compile_dir, os.path.basename(result.output_model)), "compile")
 
 
-def collect_metrics(sizes: Dict[str, Optional[int]], result: CompileResult,
-                    quantization: Dict[str, Any], crops: Dict[str, Any]) -> Dict[str, Any]:
-    """The numbers `dvc metrics diff` compares between runs (flat, no nulls)."""
-    metrics = {
-        "size_bytes": {name: size for name, size in sorted(sizes.items()) if size is not None},
-        "compile": {
-            "predicted": result.predicted,
-            "succeeded": result.succeeded,
-            "total_operations": result.total_operations or 0,
-            "operations_on_edgetpu": result.operations_on_edgetpu or 0,
-            "operations_on_cpu": result.operations_on_cpu or 0,
-            "mapped_fraction": round(result.mapped_fraction(), 6),
-            "edgetpu_subgraphs": result.edgetpu_subgraphs or 0,
-            "on_chip_memory_used_bytes": result.on_chip_memory_used_bytes or 0,
-            "off_chip_memory_bytes": result.off_chip_memory_bytes or 0,
-        },
-        # One number per (operator, status) row, so `dvc metrics diff` shows operators that
-        # changed status between runs, like `oplog-diff` does.
-        "operators": {row.operator: {} for row in result.operators},
-        "tflite_operators": sum(quantization["operators"].values()),
-        "calibration_samples": quantization["calibration_samples"],
-        "crops": {split: counts["cropped"] for split, counts in sorted(crops.items())},
-    }
-    for row in result.operators:
-        metrics["operators"][row.operator][row.status] = row.count
-    return metrics
+def read_embeddings(plots_dir: str, markdown_path: str) -> Embeddings:
+    path = os.path.join(plots_dir, records.EMBEDDINGS_PNG)
+    try:
+        with open(path, "rb") as handle:
+            png = handle.read()
+    except OSError as error:
+        raise PipelineError("cannot read {} ({}): rerun the stage that writes it (dvc repro "
+                            "fidelity)".format(path, error.strerror)) from None
+    link = os.path.relpath(path, os.path.dirname(os.path.abspath(markdown_path)) or ".")
+    return build.embeddings(png, link.replace(os.sep, "/"), path)
 
 
-def operators_csv(result: CompileResult) -> str:
-    """DVC plot data: one bar per (operator, status) row, sorted."""
-    lines = ["operator,count"]
-    for row in sorted(result.operators, key=lambda row: (row.operator, row.status)):
-        lines.append('"{} ({})",{}'.format(row.operator, row.status, row.count))
-    return "\n".join(lines) + "\n"
-
-
-def sizes_csv(sizes: Dict[str, Optional[int]]) -> str:
-    """DVC plot data: this run's sizes next to the seed's, in MiB."""
-    lines = ["artifact,mib"]
-    for name in sorted(SEED_SIZES):
-        if sizes.get(name) is not None:
-            lines.append("{} (this run),{:.3f}".format(name, sizes[name] / 1048576.0))
-        lines.append("{} (seed),{:.3f}".format(name, SEED_SIZES[name] / 1048576.0))
-    return "\n".join(lines) + "\n"
-
-
-def _table(header: List[str], rows: List[List[Any]]) -> List[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    lines.extend("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows)
-    return lines
-
-
-def _bytes(size: Optional[int]) -> str:
-    return "{:,}".format(size) if size is not None else "–"
-
-
-def render_markdown(sizes: Dict[str, Optional[int]], result: CompileResult,
-                    quantization: Dict[str, Any], crops: Dict[str, Any],
-                    toolchain: Dict[str, str]) -> str:
-    """The Markdown report; every figure in it comes from the arguments."""
-    kind = "PREDICTED (no edgetpu_compiler here)" if result.predicted else "compiled"
-    lines = ["# FaceNet to Edge TPU: build report", "",
-             "Compile result: **{}**, compiler {}{}.".format(
-                 kind, result.compiler_version,
-                 ", `--min_runtime_version {}`".format(result.min_runtime_version)
-                 if result.min_runtime_version is not None else ""), ""]
-    if result.predicted:
-        lines += ["> The operator statuses and memory lines below are a prediction by "
-                  "`edgetpu-predict` from the compiler's published rules, not compiler output; "
-                  "the memory figures are estimates.", ""]
-    if result.fatal_error:
-        lines += ["**The compiler {} refuse the model:** `{}`".format(
-            "would" if result.predicted else "did", result.fatal_error), ""]
-
-    lines += ["## Sizes", ""]
-    names = [("keras_h5", "Keras model (.h5)"), ("tflite", "full-integer TFLite"),
-             ("edgetpu_tflite", "Edge TPU TFLite")]
-    lines += _table(["artifact", "bytes (this run)", "bytes (seed)"], [
-        [label, _bytes(sizes.get(name)), _bytes(SEED_SIZES[name])] for name, label in names])
-
-    lines += ["", "## Operators", ""]
-    rows = sorted(result.operators, key=lambda row: (row.operator, row.status))
-    lines += _table(["operator", "count", "status"],
-                    [[row.operator, row.count, row.status] for row in rows])
-    lines += ["", "{} operations: {} on the Edge TPU, {} on the CPU; {} Edge TPU subgraph(s).".format(
-        result.total_operations, result.operations_on_edgetpu, result.operations_on_cpu,
-        result.edgetpu_subgraphs), ""]
-    lines += _table(["operator", "TFLite count (this run)", "count in the seed's TF 1.15 model"], [
-        [name, quantization["operators"].get(name, 0), SEED_OPERATORS.get(name, 0)]
-        for name in sorted(set(quantization["operators"]) | set(SEED_OPERATORS))])
-
-    lines += ["", "## Parameter memory", ""]
-    memory = [("On-chip memory used for caching model parameters", result.on_chip_memory_used_bytes),
-              ("On-chip memory remaining for caching model parameters",
-               result.on_chip_memory_remaining_bytes),
-              ("Off-chip memory used for streaming uncached model parameters",
-               result.off_chip_memory_bytes)]
-    lines += _table(["line", "value"], [
-        [label, format_size(value) if value is not None else "–"] for label, value in memory])
-
-    lines += ["", "## Quantization", ""]
-    lines += _table(["tensor", "dtype", "shape", "scale", "zero point"], [
-        [side, quantization[side]["dtype"], "x".join(str(d) for d in quantization[side]["shape"]),
-         quantization[side]["scale"], quantization[side]["zero_point"]]
-        for side in ("input", "output")])
-    lines += ["", "Calibrated with {} train faces.".format(quantization["calibration_samples"])]
-
-    lines += ["", "## Calibration faces", ""]
-    reasons = ["photos", "cropped", "no_face", "margin_outside_image", "unreadable", "not_tried"]
-    lines += _table(["split"] + reasons, [
-        [split] + [crops[split].get(reason, 0) for reason in reasons] for split in sorted(crops)])
-
-    lines += ["", "## Toolchain", ""]
-    lines += _table(["component", "version"], [[key, toolchain[key]] for key in sorted(toolchain)])
-    return "\n".join(lines) + "\n"
-
-
-def main(argv: Sequence[str]) -> None:
-    parser = entry.stage_parser("report", __doc__)
-    for option, text in (("--model", "the Keras .h5"), ("--tflite", "the quantized .tflite"),
-                         ("--quantization", "the quantization JSON"),
-                         ("--compile-dir", "the compile stage's folder"),
-                         ("--crops", "the crop metrics JSON"), ("--fidelity", "the fidelity JSON"),
-                         ("--fidelity-plots", "the fidelity plots folder"),
-                         ("--toolchain", "toolchain.yaml"), ("--out-md", "report.md to write"),
-                         ("--out-html", "report.html to write"),
-                         ("--metrics", "metrics JSON to write"), ("--plots", "plot data folder")):
-        parser.add_argument(option, required=True, help=text)
-    args = parser.parse_args(argv)
-    result = CompileResult.from_dict(artifacts.read_json(
-        os.path.join(args.compile_dir, RESULT_FILE), made_by="compile"))
-    quantization = artifacts.read_json(args.quantization, made_by="quantize")
-    crops = artifacts.read_json(args.crops, made_by="crop_faces")
-    with open(args.toolchain, "r", encoding="utf-8") as handle:
-        toolchain = yaml.safe_load(handle)
-    edgetpu_model = edgetpu_model_path(result, args.compile_dir)
-    sizes = {"keras_h5": file_size(args.model), "tflite": file_size(args.tflite),
-             "edgetpu_tflite": file_size(edgetpu_model) if edgetpu_model else None}
-    fidelity = artifacts.read_json(args.fidelity, made_by="fidelity")
-    artifacts.write_text(args.out_md, render_markdown(sizes, result, quantization, crops,
-                                                      toolchain))
-    artifacts.write_text(args.out_html, render_html(
-        sizes, result, quantization, crops, toolchain, fidelity=fidelity,
-        embeddings_png=os.path.join(args.fidelity_plots, EMBEDDINGS_PNG)))
-    artifacts.write_json(args.metrics, collect_metrics(sizes, result, quantization, crops))
-    artifacts.write_text(os.path.join(args.plots, OPERATORS_PLOT), operators_csv(result))
-    artifacts.write_text(os.path.join(args.plots, SIZES_PLOT), sizes_csv(sizes))
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    result = read_compile_result(args.compile_dir)
+    quantization = records.Quantization.load(args.quantization)
+    crops = records.CropMetrics.load(args.crops)
+    sizes = {"keras_h5": file_size(args.model, "fetch_inputs"),
+             "tflite": file_size(args.tflite, "quantize"),
+             "edgetpu_tflite": edgetpu_model_size(result, args.compile_dir)}
+    report = build.build_report(
+        result, quantization, crops, records.Fidelity.load(args.fidelity),
+        read_toolchain(args.toolchain), sizes, read_embeddings(args.fidelity_plots, args.out_md))
+    artifacts.write_text(args.out_md, render.render_markdown(report))
+    artifacts.write_text(args.out_html, render.render_html(report))
+    artifacts.write_json(args.metrics, metrics.collect_metrics(sizes, result, quantization, crops))
+    os.makedirs(args.plots, exist_ok=True)
+    artifacts.write_text(os.path.join(args.plots, OPERATORS_CSV), metrics.operators_csv(result))
+    artifacts.write_text(os.path.join(args.plots, SIZES_CSV), metrics.sizes_csv(sizes))
     log.info("Wrote %s, %s, %s and the plot data in %s", args.out_md, args.out_html,
              args.metrics, args.plots)
 
