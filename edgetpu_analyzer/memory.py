@@ -71,9 +71,8 @@ def parameter_blocks(model: ModelInfo, statuses: Sequence[str]) -> List[int]:
 
 def estimate_memory(blocks: Sequence[int],
                     capacity: int = rules.ASSUMED_ON_CHIP_CAPACITY_BYTES) -> Tuple[int, int, int]:
-    """(on-chip used, on-chip remaining, off-chip) bytes for these parameter blocks."""
-    if not blocks:
-        return 0, 0, 0   # nothing mapped: the compiler prints 0.00B three times (ge#222)
+    """(on-chip used, on-chip remaining, off-chip) bytes for these parameter blocks (when
+    nothing maps at all, the compiler prints 0.00B three times instead: ge#222)."""
     used = off_chip = 0
     for block in blocks:
         if used + block <= capacity:

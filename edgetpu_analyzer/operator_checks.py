@@ -204,7 +204,12 @@ def _fused_activation(ctx: OperatorContext) -> Optional[Verdict]:
 
 def _convolution(ctx: OperatorContext) -> Optional[Verdict]:
     dilation = (ctx.op.options.get("dilation_h", 1), ctx.op.options.get("dilation_w", 1))
-    if dilation[0] != dilation[1]:
+    weights = ctx.input(1)
+    kernel = weights.shape[1:3] if weights is not None and len(weights.shape) == 4 else (2, 2)
+    # Only dimensions the kernel spans count: compiler 16 maps 3x1 convolutions with dilation
+    # (2, 1) and (4, 1) (fredriktegnell/edgetpu-tcn `quantized_model_edgetpu.log`) [OBS].
+    spanned = {factor for factor, size in zip(dilation, kernel) if size > 1}
+    if len(spanned) > 1:
         return OTHERWISE, "dilation differs in x and y {}".format(dilation)  # MI, R
     if ctx.op.name == "DEPTHWISE_CONV_2D" and ctx.runtime <= 12 and max(dilation) > 1:
         return OTHERWISE, "dilated depthwise convolution needs runtime 13"  # MI, R

@@ -295,7 +295,9 @@ def _fill_operations(result: CompileResult, model: ModelInfo, final: List[Verdic
 
 def _fill_memory(result: CompileResult, profile: rules.CompilerProfile,
                  blocks: List[int]) -> None:
-    used, remaining, off_chip = estimate_memory(blocks)
+    # Nothing mapped: 0.00B three times (ge#222, ge#358) [OBS].
+    used, remaining, off_chip = estimate_memory(blocks) if result.operations_on_edgetpu else (
+        0, 0, 0)
     result.on_chip_memory_used_bytes = used
     result.on_chip_memory_remaining_bytes = remaining
     result.off_chip_memory_bytes = off_chip
@@ -325,8 +327,9 @@ def _add_notes(result: CompileResult, model: ModelInfo) -> None:
             "The model has {} subgraphs (control flow); only the main subgraph is predicted and "
             "its control-flow operators stay on the CPU.".format(model.subgraph_count))
     result.notes.append(
-        "Not predicted: size limits behind 'otherwise supported' for very large tensors, and "
-        "'Compilation failed due to large activation tensors'.")
+        "Size limits behind 'otherwise supported' are predicted only where published logs show "
+        "them (long innermost rows, large TRANSPOSEs, large constant FULLY_CONNECTED inputs); "
+        "'Compilation failed due to large activation tensors' is not predicted.")
 
 
 def execution_order_from_table(model: ModelInfo, rows) -> List[ExecutedOperator]:

@@ -5,7 +5,8 @@ shared/reference/edgetpu-compiler-facts.md:
 [DOC] Coral documentation, [DOC-partial] coral.ai text read in part, [MAINT] a Coral maintainer,
 [OBS] real compiler output, [TF] TensorFlow source, [INF] inference; `ge#N` is
 github.com/google-coral/edgetpu/issues/N, `MI` the coral.ai "TensorFlow models on the Edge TPU"
-page, seeds 000/001 the project's seed documents. The rule *logic* lives in predict.py.
+page, seeds 000/001 the project's seed documents. The rule *logic* lives in
+operator_checks.py (per operator), predict.py (whole model, partitioning) and memory.py.
 """
 from __future__ import annotations
 

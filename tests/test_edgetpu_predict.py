@@ -117,7 +117,16 @@ def _build_all(directory):
 
         return tf.keras.Model(inp, layers.Lambda(split_rows)(layers.Dense(4)(inp)))
 
+    def dense_stack(units):
+        # The networks of Jorgitou98/EdgeTPU-QuantRL-Evaluation `FC_MACs_memory_test.py`.
+        model = tf.keras.Sequential([layers.Dense(units, input_shape=(64,), activation="tanh")]
+                                    + [layers.Dense(units, activation="tanh") for _ in range(3)]
+                                    + [layers.Dense(10)])
+        return model
+
     models = {
+        "dense_500": _convert(dense_stack(500), None),
+        "dense_2020": _convert(dense_stack(2020), None),
         "two_branches": _convert(two_branches(), "int8"),
         "wide_rows": _convert(wide_rows(), "int8"),
         "big_transpose": _convert(big_transpose(), "int8"),
@@ -374,11 +383,28 @@ def test_execution_order_for_a_real_table_keeps_only_statuses_it_implies(tiny):
 def test_memory_is_placed_an_operator_at_a_time():
     from edgetpu_analyzer.memory import estimate_memory
     capacity = 10 * MIB
-    assert estimate_memory([], capacity) == (0, 0, 0)
+    assert estimate_memory([], capacity) == (0, capacity, 0)
     assert estimate_memory([1024], capacity) == (1024, capacity - 1024, 0)
     # A block that no longer fits is streamed whole; a later smaller one is still cached.
     used, remaining, off_chip = estimate_memory([4 * MIB, 4 * MIB, 4 * MIB, MIB], capacity)
     assert (used, off_chip) == (9 * MIB, 4 * MIB) and remaining == MIB
+
+
+@pytest.mark.parametrize("name, on_chip_mib, off_chip_mib", [
+    # Compiler 16 on these networks (Jorgitou98/EdgeTPU-QuantRL-Evaluation
+    # FC_MACs/results/minN100-maxN2640-stepN20-L4-I64.csv): all cached at N = 500; at N = 2020
+    # two of the three 2020x2020 layers are streamed.
+    ("dense_500", 0.794, 0.0), ("dense_2020", 4.19, 7.89),
+])
+def test_memory_of_dense_networks_within_5_percent(tiny, name, on_chip_mib, off_chip_mib):
+    result = predict_file(tiny[name], "16")
+    assert [status for operator, status in statuses(result)
+            if operator == "FULLY_CONNECTED"] == [STATUS_MAPPED] * 5
+    assert abs(result.on_chip_memory_used_bytes / (on_chip_mib * MIB) - 1) < 0.05
+    if off_chip_mib:
+        assert abs(result.off_chip_memory_bytes / (off_chip_mib * MIB) - 1) < 0.05
+    else:
+        assert result.off_chip_memory_bytes == 0
 
 
 def test_compiler_2_0_prediction_uses_the_available_memory_header(tiny):
