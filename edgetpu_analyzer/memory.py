@@ -15,7 +15,7 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Set, Tuple
 
 from edgetpu_analyzer import rules
 from edgetpu_analyzer.result import STATUS_MAPPED
@@ -53,7 +53,7 @@ def _weights_on_edgetpu(op: OperatorInfo, model: ModelInfo) -> Dict[int, int]:
 
 def parameter_blocks(model: ModelInfo, statuses: Sequence[str]) -> List[int]:
     """Bytes of Edge TPU parameter memory per mapped operator, in execution order."""
-    seen = set()  # type: set
+    seen: Set[int] = set()
     blocks = []
     for op, status in zip(model.operators, statuses):
         if status != STATUS_MAPPED:

@@ -26,7 +26,8 @@ from edgetpu_analyzer.result import (
 from edgetpu_analyzer.tflite_reader import ModelInfo, OperatorInfo, TensorInfo
 
 Verdict = Tuple[Optional[str], str]   # (status, or None when the operator can be mapped; why)
-MAPPABLE = (None, "")  # type: Verdict
+Check = Callable[["OperatorContext"], Optional[Verdict]]
+MAPPABLE: Verdict = (None, "")
 
 
 class OperatorContext:
@@ -175,9 +176,10 @@ def check_limitations(ctx: OperatorContext) -> Optional[Verdict]:
     return limitation(ctx) if limitation else None
 
 
-CHECKS = (check_rank, check_float_input_quantize, check_data_types, check_int8_runtime,
-          check_operation_supported, check_version, check_constant_weights,
-          check_activation_sizes, check_limitations)  # type: Tuple[Callable[[OperatorContext], Optional[Verdict]], ...]
+CHECKS: Tuple[Check, ...] = (
+    check_rank, check_float_input_quantize, check_data_types, check_int8_runtime,
+    check_operation_supported, check_version, check_constant_weights, check_activation_sizes,
+    check_limitations)
 
 
 def operator_verdict(op: OperatorInfo, model: ModelInfo, profile: rules.CompilerProfile,
@@ -342,7 +344,7 @@ def _prelu(ctx: OperatorContext) -> Optional[Verdict]:
     return None
 
 
-LIMITATIONS = {
+LIMITATIONS: Dict[str, Check] = {
     "AVERAGE_POOL_2D": _fused_activation,
     "MAX_POOL_2D": _fused_activation,
     "CONCATENATION": _concatenation,
@@ -360,4 +362,4 @@ LIMITATIONS = {
     "TRANSPOSE": _transpose,
     "SQUEEZE": _squeeze,
     "PRELU": _prelu,
-}  # type: Dict[str, Callable[[OperatorContext], Optional[Verdict]]]
+}

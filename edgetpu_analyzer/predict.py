@@ -23,7 +23,7 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Dict, List, Optional, Set
 
 from tflite.utils import BUILTIN_OPCODE2NAME
 
@@ -174,9 +174,9 @@ def partition(model: ModelInfo, verdicts: List[Verdict],
     With -a (`multiple_subgraphs`) every mappable operator maps (ge#461 [MAINT]; R-e-d-a-X
     logs compiled with -a have no "More than one subgraph" row) [OBS].
     """
-    from_edgetpu = set()  # type: Set[int]  tensors computed from the Edge TPU part
-    cut_by = {}  # type: Dict[int, OperatorInfo]  such tensors passed through a CPU op: which
-    final = []  # type: List[Verdict]
+    from_edgetpu: Set[int] = set()  # tensors computed from the Edge TPU part
+    cut_by: Dict[int, OperatorInfo] = {}  # such tensors passed through a CPU op: which
+    final: List[Verdict] = []
     for op, (status, reason) in zip(model.operators, verdicts):
         inputs = set(op.inputs)
         cutters = [cut_by[index] for index in op.inputs if index in cut_by]
@@ -200,8 +200,8 @@ def partition(model: ModelInfo, verdicts: List[Verdict],
 
 def count_edgetpu_subgraphs(model: ModelInfo, statuses: List[str]) -> int:
     """Edge TPU custom ops: groups of mapped operators connected by tensors (one without -a)."""
-    group_of = {}  # type: Dict[int, int]   tensor -> group
-    parent = {}  # type: Dict[int, int]
+    group_of: Dict[int, int] = {}  # tensor -> group
+    parent: Dict[int, int] = {}
     for op, status in zip(model.operators, statuses):
         if status != STATUS_MAPPED:
             continue
@@ -336,12 +336,12 @@ def execution_order_from_table(model: ModelInfo, rows) -> List[ExecutedOperator]
     """The model's operators in execution order, with the status a real compiler's table
     implies: known when every operator of that type shares one status (and the counts agree),
     None otherwise. Used to give real compile results the order predictions have."""
-    statuses = {}  # type: Dict[str, Set[str]]
-    listed = {}  # type: Dict[str, int]
+    statuses: Dict[str, Set[str]] = {}
+    listed: Dict[str, int] = {}
     for row in rows:
         statuses.setdefault(row.operator, set()).add(row.status)
         listed[row.operator] = listed.get(row.operator, 0) + row.count
-    present = {}  # type: Dict[str, int]
+    present: Dict[str, int] = {}
     for op in model.operators:
         present[op.name] = present.get(op.name, 0) + 1
     order = []

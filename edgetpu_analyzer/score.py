@@ -136,7 +136,7 @@ class CorpusScore:
     def memory_summary(self) -> Dict[str, Any]:
         """Per memory line: how many pairs have it, how many are within 5 %, and the median
         and largest relative error."""
-        summary = {}  # type: Dict[str, Any]
+        summary: Dict[str, Any] = {}
         for line, _ in MEMORY_FIELDS:
             items = [item for item in self.memory_comparisons() if item.line == line]
             errors = [abs(item.relative_error) for item in items
@@ -234,11 +234,11 @@ def read_real_output(path: str) -> CompileResult:
 
 def _types_with_one_status(model: ModelInfo, table: Table) -> Dict[str, str]:
     """Operator type -> status, for types the table gives a single status for all instances."""
-    present = {}  # type: Dict[str, int]
+    present: Dict[str, int] = {}
     for op in model.operators:
         present[op.name] = present.get(op.name, 0) + 1
-    statuses = {}  # type: Dict[str, Set[str]]
-    listed = {}  # type: Dict[str, int]
+    statuses: Dict[str, Set[str]] = {}
+    listed: Dict[str, int] = {}
     for (operator, status), count in table.items():
         statuses.setdefault(operator, set()).add(status)
         listed[operator] = listed.get(operator, 0) + count
@@ -256,8 +256,8 @@ def table_needs_several_regions(model: ModelInfo, table: Table) -> bool:
     mapped = {op.index for op in model.operators if known.get(op.name) == STATUS_MAPPED}
     on_cpu = {op.index for op in model.operators
               if op.name in known and known[op.name] != STATUS_MAPPED}
-    after_mapped = set()      # type: Set[int]  tensors downstream of a mapped operator
-    after_cut = set()         # type: Set[int]  ... and of a CPU operator after that
+    after_mapped: Set[int] = set()  # tensors downstream of a mapped operator
+    after_cut: Set[int] = set()  # ... and of a CPU operator after that
     for op in model.operators:     # TFLite stores operators in execution order
         inputs = set(op.inputs)
         if op.index in mapped and inputs & after_cut:
