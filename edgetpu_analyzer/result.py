@@ -75,6 +75,9 @@ class CompileResult:
 
     compiler_version: str
     predicted: bool
+    # What the caller asked a prediction to imitate ("16", "17", a full version); the release
+    # actually imitated is compiler_version. None for real compiler output.
+    requested_compiler_version: Optional[str] = None
     input_model: str = ""
     output_model: str = ""
     operation_log: str = ""

@@ -5,10 +5,12 @@ shared/reference/edgetpu-compiler-facts.md:
 [DOC] Coral documentation, [DOC-partial] coral.ai text read in part, [MAINT] a Coral maintainer,
 [OBS] real compiler output, [TF] TensorFlow source, [INF] inference; `ge#N` is
 github.com/google-coral/edgetpu/issues/N, `MI` the coral.ai "TensorFlow models on the Edge TPU"
-page, seeds 000/001 the project's seed documents. The rule *logic* lives in predict.py.
+page, seeds 000/001 the project's seed documents. The rule *logic* lives in
+operator_checks.py (per operator), predict.py (whole model, partitioning) and memory.py.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
@@ -31,6 +33,11 @@ class CompilerProfile:
 
 
 COMPILER_PROFILES = (
+    # May 2019, runtime 10, uint8 only: ET-CHANGES "Edge TPU compiler 1.0" [DOC]. Bundled TFLite
+    # about TF 1.13 (the release of that spring) and the 2.0-style "available" memory header
+    # are assumptions [INF]; its operation logs map plain uint8 MobileNet/CNN ops (TensorDSE
+    # and asr_edgetpu_demo logs) [OBS].
+    CompilerProfile("1.0.249710469", 10, (1, 13), True, False),
     # Runtime 12, full-integer models from this release on: ET-CHANGES [DOC]. TFLite ~1.15: it
     # refused RELU v2 (TF 2.1, ge#34) and RESIZE_BILINEAR v3 (TF 2.2, ge#45) [OBS]. Header with
     # "available": seed 001 [OBS].
@@ -43,30 +50,63 @@ COMPILER_PROFILES = (
     # Refused CONV_2D v5 (TF 2.4): ge#210, tf#43288; parsed RESIZE_* v3 (TF 2.2/2.3): tf#42024
     # [OBS]; runtime 13: ET-DEB [DOC].
     CompilerProfile("14.1.317412892", 13, (2, 3), False, False),
-    # Refused DEPTH_TO_SPACE v2 (TF 2.5): ge#386; parsed RESIZE_* v3: ge#420 [OBS]. Seed 000.
+    # Refused DEPTH_TO_SPACE v2 (ge#386), RSQRT v2 (ge#384), REVERSE_V2 v3 (ge#340), all TF
+    # 2.5; parsed RESIZE_* v3: ge#420 [OBS]. Seed 000.
     CompilerProfile("15.0.340273435", 13, (2, 4), False, False),
     # Runtime 14: coral_usb_ros#78, acap3-examples#147 [OBS]; "tflite runtime 2.5.0": ge#464
     # [MAINT]; refused CONV_2D v6 (ge#631), QUANTIZE v3 (TF 2.7, ge#879), TRANSPOSE_CONV v4
     # (ge#845), EXP v2 (libedgetpu#71), builtin code 151 (ge#862) [OBS]; timer lines [OBS].
-    CompilerProfile("16.0.384591198", 14, (2, 5), False, True),
+    # Parsed ADD v4 (int64 ADD, TF 2.6): R-e-d-a-X/EdgeTPU-and-NCS random-forest
+    # `tt/float32/model_edgetpu.log` lists 19 ADD [OBS]; its July 2021 build postdates the TF
+    # 2.6 branch, which fits [INF]. So its TFLite knows TF 2.6 versions, not 2.7 ones.
+    CompilerProfile("16.0.384591198", 14, (2, 6), False, True),
 )
 
 DEFAULT_COMPILER_VERSION = "16.0.384591198"
 LOWEST_RUNTIME_VERSION = 10  # compiler 1.0 targeted runtime 10 (facts sheet section 1) [DOC]
 
+_WELL_FORMED_VERSION = re.compile(r"^\d+(\.\d+)*$")
+
+
+def _numbers(version: str) -> Tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def resolve_compiler(version: str) -> Tuple[CompilerProfile, Optional[str]]:
+    """The known release to imitate for a compiler version string, and a note when it is not
+    that exact release.
+
+    "16", "16.0" and "16.0.384591198" name 16.0.384591198; a prefix shared by several releases
+    ("2.0", "2") names the newest of them. Any other well-formed version imitates the newest
+    known release not newer than it (a later build keeps the rules its predecessor is known
+    to have), or the oldest known release when it predates them all. ValueError for a
+    malformed string (not dot-separated numbers).
+    """
+    wanted = str(version).strip()
+    if not _WELL_FORMED_VERSION.match(wanted):
+        raise ValueError(
+            "malformed Edge TPU compiler version {!r}: expected numbers separated by dots, "
+            "such as 16, 15.0 or 16.0.384591198".format(version))
+    numbers = _numbers(wanted)
+    matches = [profile for profile in COMPILER_PROFILES
+               if _numbers(profile.version)[:len(numbers)] == numbers]
+    if matches and matches[-1].version == wanted:
+        return matches[-1], None
+    if matches:
+        return matches[-1], "edgetpu_compiler {} taken as {}, the newest known release it " \
+            "names".format(wanted, matches[-1].version)
+    older = [profile for profile in COMPILER_PROFILES
+             if _numbers(profile.version)[:len(numbers)] <= numbers]
+    profile = older[-1] if older else COMPILER_PROFILES[0]
+    how = "the newest known release not newer than it" if older else \
+        "the oldest known release; it predates every release whose rules are known"
+    return profile, "edgetpu_compiler {} is not a release whose rules are known; imitating " \
+        "{} ({})".format(wanted, profile.version, how)
+
 
 def compiler_profile(version: str) -> CompilerProfile:
-    """The profile for "16", "16.0" or "16.0.384591198"; ValueError for unknown releases."""
-    wanted = str(version).strip()
-    for profile in COMPILER_PROFILES:
-        if profile.version == wanted:
-            return profile
-    matches = [profile for profile in COMPILER_PROFILES
-               if profile.version.startswith(wanted + ".")]
-    if matches:
-        return matches[-1]
-    raise ValueError("unknown Edge TPU compiler version {!r}; known: {}".format(
-        version, ", ".join(profile.version for profile in COMPILER_PROFILES)))
+    """The profile resolve_compiler() imitates for `version` (ValueError when malformed)."""
+    return resolve_compiler(version)[0]
 
 
 # Operations the Edge TPU can run, with the lowest runtime (-m) that maps them. Source: MI
@@ -344,10 +384,48 @@ CONSTANT_PARAMETER_TYPES = ("UINT8", "INT8", "INT32", "INT64")
 
 # Operators whose second input is a weight ("filter") tensor that must be constant:
 # FULLY_CONNECTED with a runtime operand -> ge#25 (compiler 2.0) [OBS]; MI requirement 3 [DOC].
+# A FULLY_CONNECTED whose *first* operand is the constant and whose weights are computed is
+# mapped: 95 compiler-16 logs of R-e-d-a-X/EdgeTPU-and-NCS (random-forest GEMM models, 1 to
+# 257 such operators each, outputs up to [128, 256]) [OBS]; assumed for older compilers [INF].
 WEIGHTED_OPERATORS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+# ... up to a size: those logs map constant first operands of 30,720 and 56,576 bytes
+# ([1920, 16], [7072, 8]) but leave a [7168, 16] one (114,688 bytes) "otherwise supported"
+# (`model_32_16_16_1_edgetpu.log`) [OBS]; the limit is somewhere in between, 64 KiB assumed.
+FC_CONSTANT_INPUT_MAX_BYTES = 64 * 1024
 
-# Operators that may not carry a fused activation: MI table, 2019 copy (C) [DOC-partial].
-NO_FUSED_ACTIVATION = ("AVERAGE_POOL_2D", "MAX_POOL_2D", "CONCATENATION")
+# Operand positions that are parameters, not activations: the rank and data-type rules do not
+# apply to them (a conv filter is 4-D by nature). In a float16 model the filters come from
+# DEQUANTIZE ops, yet the 60 CONV_2D report the data type, not the rank (MaxwellHogan
+# coral_wifi_webserver `yolov5n-fp16_edgetpu.log`, compiler 16) [OBS].
+PARAMETER_OPERANDS = {
+    "CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2),
+    "TRANSPOSE_CONV": (0, 1, 3),
+}
+# Index operands may be int32/int64 even when computed: GATHER with int8 data and computed
+# int64 indices reports "Operation not supported" (38 of them), only the int64-data GATHERs
+# report the data type (R-e-d-a-X `random_forest/tt/float32/model_edgetpu.log`, compiler
+# 16) [OBS]; GATHER_ND alike [INF].
+INDEX_OPERANDS = {"GATHER": (1,), "GATHER_ND": (1,)}
+
+# A SPLIT along the outermost dimension (axis 0 of a 3-D [n, a, b] tensor) reports the
+# "2D output" status on compiler 16: every SPLIT in 51 R-e-d-a-X/EdgeTPU-and-NCS logs [OBS].
+# The message dates from compiler 2.0 (ge#27); assumed the same for the releases between [INF].
+SPLIT_OUTERMOST_STATUS = STATUS_TWO_D_OUTPUT
+
+# Activation size limits behind "otherwise supported" in detection heads, compiler 16. In two
+# YOLOv8n exports with their logs (MRezqalla/GoalBuddy 320x320 `Models/TPU/...` and
+# MaxwellHogan/coral_wifi_webserver 640x640 `yolov8n_full_integer_quant_edgetpu.log`) [OBS]:
+# (a) an operator whose data tensor holds more than about 200,000 elements in its two innermost
+#     dimensions (x * z; the anchors axis lies there in the head) is left on the CPU: mapped up
+#     to 176,400 ([1, 84, 2100] CONCATENATION, [1, 80, 2100] LOGISTIC/QUANTIZE), refused from
+#     230,400 ([1, 144, 1600] RESHAPE, [1, 144, 2100] CONCATENATION/STRIDED_SLICE, [1, 80,
+#     8400] LOGISTIC/QUANTIZE), while [1, 80, 80, 144] concatenations (x * z = 11,520) map;
+#     the limit lies in (176,400, 230,400], 200,000 assumed [INF];
+# (b) a TRANSPOSE of more than about 65,536 elements: [1, 20, 20, 144] (57,600) maps, [1, 4, 16,
+#     2100] (134,400) and larger do not; limit in (57,600, 134,400], 2^16 assumed [INF].
+# Older compilers: unknown, the same limits assumed [INF].
+ACTIVATION_ROW_MAX_ELEMENTS = 200000
+TRANSPOSE_MAX_ELEMENTS = 65536
 
 # SOFTMAX: "only 1-D input, at most 16,000 elements" (MI, C) [DOC-partial].
 SOFTMAX_MAX_ELEMENTS = 16000
@@ -361,6 +439,18 @@ def two_d_output_status(profile: CompilerProfile) -> str:
         "2.0.") else STATUS_OTHERWISE_SUPPORTED
 
 
+def maps_batched_rows(profile: CompilerProfile) -> bool:
+    """Whether a SOFTMAX over several rows ([1, 4, 8400, 16]), or a FULLY_CONNECTED with a
+    constant first operand and a 2-D output, maps. MI says their output must be 1-D
+    [DOC-partial] and compiler 2.0 refused a 2-D FULLY_CONNECTED (ge#27) [OBS], but compiler 16
+    maps [2, 256] ... [128, 256] outputs of constant-first FULLY_CONNECTED (R-e-d-a-X/
+    EdgeTPU-and-NCS logs above), and the YOLOv8 heads' [1, 4, 2100, 16] and [1, 4, 8400, 16]
+    SOFTMAX are mappable (they report "More than one subgraph", GoalBuddy and
+    coral_wifi_webserver logs) [OBS]. A FULLY_CONNECTED over a computed batch keeps the
+    documented rule (no log seen); releases before 16 follow the documentation [INF]."""
+    return profile.major >= 16
+
+
 # Parameter memory. The compiler reports used + remaining on-chip space that varies per model:
 # 6.06, 6.12, 6.16, 6.87, 6.89, 6.99, 7.04, 7.50, 8.02 MiB (facts 7.2) and "available" 6.91
 # (seed 001), 7.69 MiB (ge#74) [OBS]. The median of these 11, 6.91 MiB, is the assumed
@@ -369,3 +459,12 @@ ASSUMED_ON_CHIP_CAPACITY_BYTES = int(round(6.91 * 1024 * 1024))
 OBSERVED_ON_CHIP_CAPACITY_RANGE_MIB = (6.06, 8.02)
 # On-chip amounts are multiples of 0.25 KiB in every published output (facts 7.2) [INF].
 ON_CHIP_GRANULARITY_BYTES = 256
+# How the compiler stores a weight matrix: Jorgitou98/EdgeTPU-QuantRL-Evaluation ran compiler
+# 16 on 135 dense networks (64 -> N -> N -> N -> N -> 10, N = 100..3000, `FC_MACs_memory_test.py`
+# and its `FC_MACs/results/*-L4-I64.csv` on-chip/off-chip columns) [OBS]. Output channels x
+# (input size rounded up to 64 + 16 bytes) reproduces the 104 all-on-chip totals with a mean
+# error of 0.4% (largest 1.7%); raw int8 weights + int32 biases undershoot by up to 26% [INF].
+# When the network outgrows the SRAM, whole layers move off-chip (N = 1700: 5.81 MiB cached,
+# 2.80 MiB, one hidden layer, streamed), hence the placement by operator in memory.py [OBS].
+WEIGHT_INNER_ALIGNMENT = 64
+WEIGHT_BYTES_PER_CHANNEL = 16

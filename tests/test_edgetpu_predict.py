@@ -8,7 +8,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -19,8 +18,8 @@ from edgetpu_analyzer.predict import predict, predict_file
 from edgetpu_analyzer.render import render_compiler_stdout
 from edgetpu_analyzer.result import (
     KNOWN_STATUSES, STATUS_MAPPED, STATUS_MORE_THAN_ONE_SUBGRAPH, STATUS_OPERATION_NOT_SUPPORTED,
-    STATUS_OTHERWISE_SUPPORTED, STATUS_UNSUPPORTED_DATA_TYPE, STATUS_UNSUPPORTED_RANK,
-    STATUS_VERSION_NOT_SUPPORTED, CompileResult)
+    STATUS_OTHERWISE_SUPPORTED, STATUS_TWO_D_OUTPUT, STATUS_UNSUPPORTED_DATA_TYPE,
+    STATUS_UNSUPPORTED_RANK, STATUS_VERSION_NOT_SUPPORTED, CompileResult)
 from edgetpu_analyzer.tflite_reader import ModelReadError, read_model, read_model_bytes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -94,7 +93,44 @@ def _build_all(directory):
         inp = layers.Input((8, 8, 4))           # shape signature [-1, 8, 8, 4], static ops
         return tf.keras.Model(inp, layers.Conv2D(8, 1)(inp))
 
+    def two_branches():
+        inp = layers.Input((8, 8, 4), batch_size=1)
+        trunk = layers.Conv2D(8, 1)(inp)
+        cut = layers.Conv2D(8, 1)(layers.LeakyReLU()(trunk))
+        return tf.keras.Model(inp, [cut, layers.Conv2D(8, 3, padding="same")(trunk)])
+
+    def wide_rows():
+        inp = layers.Input((40, 60, 84), batch_size=1)
+        x = layers.Conv2D(84, 1)(inp)
+        return tf.keras.Model(inp, layers.Reshape((2400, 84))(x))   # x * z = 201,600
+
+    def big_transpose():
+        inp = layers.Input((16, 64, 80), batch_size=1)
+        return tf.keras.Model(inp, layers.Permute((3, 1, 2))(layers.Conv2D(80, 1)(inp)))
+
+    def split_outermost():
+        inp = layers.Input((8, 4), batch_size=1)
+
+        def split_rows(x):
+            rows = tf.split(tf.reshape(x, (8, 4, 1)), 8, axis=0)
+            return tf.concat([tf.reshape(row, (1, 4)) for row in rows], axis=1)
+
+        return tf.keras.Model(inp, layers.Lambda(split_rows)(layers.Dense(4)(inp)))
+
+    def dense_stack(units):
+        # The networks of Jorgitou98/EdgeTPU-QuantRL-Evaluation `FC_MACs_memory_test.py`.
+        model = tf.keras.Sequential([layers.Dense(units, input_shape=(64,), activation="tanh")]
+                                    + [layers.Dense(units, activation="tanh") for _ in range(3)]
+                                    + [layers.Dense(10)])
+        return model
+
     models = {
+        "dense_500": _convert(dense_stack(500), None),
+        "dense_2020": _convert(dense_stack(2020), None),
+        "two_branches": _convert(two_branches(), "int8"),
+        "wide_rows": _convert(wide_rows(), "int8"),
+        "big_transpose": _convert(big_transpose(), "int8"),
+        "split_outermost": _convert(split_outermost(), "int8"),
         "mapped_uint8": _convert(branchy(), "uint8"),
         "mapped_int8": _convert(branchy(), "int8"),
         "float_io": _convert(branchy(), None),
@@ -129,13 +165,18 @@ def statuses(result):
     return [(op.operator, op.status) for op in result.execution_order]
 
 
-def assert_consistent(result):
-    """Invariants every successful prediction must satisfy."""
+def assert_consistent_statuses(result):
+    """Invariants every successful prediction must satisfy, with or without -a."""
     assert result.predicted and result.succeeded
     assert all(row.status in KNOWN_STATUSES for row in result.operators)
     assert sum(row.count for row in result.operators) == result.total_operations
     assert len(result.execution_order) == result.total_operations
     assert result.operations_on_edgetpu + result.operations_on_cpu == result.total_operations
+
+
+def assert_consistent(result):
+    """... and without -a: at most one Edge TPU subgraph."""
+    assert_consistent_statuses(result)
     assert result.edgetpu_subgraphs == (1 if result.operations_on_edgetpu else 0)
 
 
@@ -183,9 +224,58 @@ def test_unsupported_operator_in_the_middle_cuts_the_graph(tiny):
     assert rows(result)[("CONV_2D", STATUS_MAPPED)] == 1
     assert rows(result)[("CONV_2D", STATUS_MORE_THAN_ONE_SUBGRAPH)] == 1
     assert "LEAKY_RELU" in result.execution_order[2].reason
-    # Weights of the CPU-side convolution do not count as Edge TPU parameters.
-    first_conv = result.execution_order[0].parameter_bytes
-    assert result.on_chip_memory_used_bytes == -(-first_conv // 256) * 256
+    # Only the first convolution's weights are Edge TPU parameters, stored with the inner size
+    # (3x3x3 = 27) padded to 64 and 16 bytes per output channel, in 256-byte units.
+    weights = read_model(tiny["leaky_relu"]).tensors[read_model(
+        tiny["leaky_relu"]).operators[0].inputs[1]]
+    assert weights.shape == (8, 3, 3, 3)
+    assert result.on_chip_memory_used_bytes == 768     # 8 * (64 + 16) = 640 -> 768
+    assert result.off_chip_memory_bytes == 0
+
+
+def test_with_dash_a_every_mappable_operator_maps(tiny):
+    result = predict_file(tiny["leaky_relu"], multiple_subgraphs=True)
+    assert_consistent_statuses(result)
+    assert statuses(result) == [
+        ("CONV_2D", STATUS_MAPPED), ("LEAKY_RELU", STATUS_OPERATION_NOT_SUPPORTED),
+        ("CONV_2D", STATUS_MAPPED), ("MEAN", STATUS_MAPPED)]
+    assert result.edgetpu_subgraphs == 2
+    assert "--enable_multiple_subgraphs" in result.notes[0]
+
+
+def test_a_branch_that_does_not_read_the_cpu_operator_stays_mapped(tiny):
+    model = read_model(tiny["two_branches"])
+    result = predict(model)
+    assert_consistent(result)
+    leaky = next(op for op in model.operators if op.name == "LEAKY_RELU")
+    by_index = {op.index: op.status for op in result.execution_order}
+    for op in model.operators:
+        if op.name != "CONV_2D":
+            continue
+        reads_leaky = any(index in leaky.outputs for index in op.inputs)
+        assert by_index[op.index] == (
+            STATUS_MORE_THAN_ONE_SUBGRAPH if reads_leaky else STATUS_MAPPED), op
+    assert rows(result)[("CONV_2D", STATUS_MAPPED)] == 2
+
+
+def test_long_rows_and_big_transposes_stay_on_the_cpu(tiny):
+    wide = predict_file(tiny["wide_rows"])
+    assert ("RESHAPE", STATUS_OTHERWISE_SUPPORTED) in statuses(wide)
+    assert ("CONV_2D", STATUS_MAPPED) in statuses(wide)
+    assert "201600 elements" in next(op.reason for op in wide.execution_order
+                                     if op.operator == "RESHAPE")
+    transposed = predict_file(tiny["big_transpose"])
+    assert ("TRANSPOSE", STATUS_OTHERWISE_SUPPORTED) in statuses(transposed)
+    assert "81920 elements" in next(op.reason for op in transposed.execution_order
+                                    if op.operator == "TRANSPOSE")
+
+
+def test_split_along_the_outermost_dimension_gets_the_2d_status(tiny):
+    model = read_model(tiny["split_outermost"])
+    split = next(op for op in model.operators if op.name == "SPLIT")
+    assert model.constant_ints(split.inputs[0]) == [0]
+    result = predict(model, "16")
+    assert ("SPLIT", STATUS_TWO_D_OUTPUT) in statuses(result)
 
 
 def test_rank5_tensor_gets_the_rank_status_and_what_follows_leaves_the_subgraph(tiny):
@@ -290,14 +380,31 @@ def test_execution_order_for_a_real_table_keeps_only_statuses_it_implies(tiny):
                                            STATUS_MORE_THAN_ONE_SUBGRAPH]
 
 
-def test_memory_estimate_splits_at_the_assumed_capacity():
-    from edgetpu_analyzer.predict import estimate_memory
-    from edgetpu_analyzer.rules import ASSUMED_ON_CHIP_CAPACITY_BYTES as capacity
-    assert estimate_memory(0) == (0, 0, 0)
-    assert estimate_memory(1000) == (1024, capacity - 1024, 0)
-    used, remaining, off_chip = estimate_memory(20 * MIB)
-    assert used + remaining == capacity and used % 256 == 0
-    assert used + off_chip == 20 * MIB
+def test_memory_is_placed_an_operator_at_a_time():
+    from edgetpu_analyzer.memory import estimate_memory
+    capacity = 10 * MIB
+    assert estimate_memory([], capacity) == (0, capacity, 0)
+    assert estimate_memory([1024], capacity) == (1024, capacity - 1024, 0)
+    # A block that no longer fits is streamed whole; a later smaller one is still cached.
+    used, remaining, off_chip = estimate_memory([4 * MIB, 4 * MIB, 4 * MIB, MIB], capacity)
+    assert (used, off_chip) == (9 * MIB, 4 * MIB) and remaining == MIB
+
+
+@pytest.mark.parametrize("name, on_chip_mib, off_chip_mib", [
+    # Compiler 16 on these networks (Jorgitou98/EdgeTPU-QuantRL-Evaluation
+    # FC_MACs/results/minN100-maxN2640-stepN20-L4-I64.csv): all cached at N = 500; at N = 2020
+    # two of the three 2020x2020 layers are streamed.
+    ("dense_500", 0.794, 0.0), ("dense_2020", 4.19, 7.89),
+])
+def test_memory_of_dense_networks_within_5_percent(tiny, name, on_chip_mib, off_chip_mib):
+    result = predict_file(tiny[name], "16")
+    assert [status for operator, status in statuses(result)
+            if operator == "FULLY_CONNECTED"] == [STATUS_MAPPED] * 5
+    assert abs(result.on_chip_memory_used_bytes / (on_chip_mib * MIB) - 1) < 0.05
+    if off_chip_mib:
+        assert abs(result.off_chip_memory_bytes / (off_chip_mib * MIB) - 1) < 0.05
+    else:
+        assert result.off_chip_memory_bytes == 0
 
 
 def test_compiler_2_0_prediction_uses_the_available_memory_header(tiny):
@@ -310,9 +417,30 @@ def test_compiler_2_0_prediction_uses_the_available_memory_header(tiny):
         result.on_chip_memory_available_bytes
 
 
+@pytest.mark.parametrize("requested, imitated, noted", [
+    ("16.0.384591198", "16.0.384591198", False), ("16", "16.0.384591198", True),
+    ("1.0", "1.0.249710469", True), ("1.0.249710469", "1.0.249710469", False),
+    ("2.1", "2.1.302470888", True), ("2.0", "2.0.291256449", True),
+    ("15.0.340273435", "15.0.340273435", False), ("17", "16.0.384591198", True),
+    ("3.0", "2.1.302470888", True), ("0.9", "1.0.249710469", True),
+])
+def test_any_well_formed_compiler_version_imitates_a_known_release(tiny, requested, imitated,
+                                                                    noted):
+    result = predict_file(tiny["mapped_uint8"], requested)
+    assert result.compiler_version == imitated
+    assert result.requested_compiler_version == requested
+    version_notes = [note for note in result.notes
+                     if note.startswith("edgetpu_compiler {} ".format(requested))]
+    assert len(version_notes) == (1 if noted else 0)
+    assert all(imitated in note for note in version_notes)
+    assert render_compiler_stdout(result).splitlines()[1] == \
+        "Edge TPU Compiler version " + imitated
+
+
 def test_bad_compiler_or_runtime_choice_is_refused(tiny):
-    with pytest.raises(ValueError, match="unknown Edge TPU compiler version"):
-        predict_file(tiny["mapped_int8"], "17.0")
+    for malformed in ("sixteen", "16.x", "", "1..0", "-1"):
+        with pytest.raises(ValueError, match="malformed Edge TPU compiler version"):
+            predict_file(tiny["mapped_int8"], malformed)
     with pytest.raises(ValueError, match="outside what compiler 15.0.340273435 targets"):
         predict_file(tiny["mapped_int8"], "15.0", min_runtime_version=14)
 
@@ -332,23 +460,19 @@ def test_facenet_maps_every_operator(facenet_tflite):
     assert result.operations_on_cpu == 0
     assert {status for _, status in statuses(result)} == {STATUS_MAPPED}
     assert rows(result)[("CONV_2D", STATUS_MAPPED)] == 132
-    # Seed 000 (compiler 15.0, same network): on-chip 7.04MiB, off-chip 15.06MiB.
-    assert abs(result.on_chip_memory_used_bytes - 7.04 * MIB) < 0.5 * MIB
-    assert abs(result.off_chip_memory_bytes - 15.06 * MIB) < 1.0 * MIB
+    # Seed 000 (compiler 15.0, same network): on-chip 7.04MiB, off-chip 15.06MiB; the goal
+    # of issue 12 is 5 %.
+    assert abs(result.on_chip_memory_used_bytes / (7.04 * MIB) - 1) < 0.05
+    assert abs(result.off_chip_memory_bytes / (15.06 * MIB) - 1) < 0.05
     assert predict_file(facenet_tflite, "16.0", 12).operations_on_cpu == 0
 
 
-def test_cli_predicts_facenet_in_under_a_second(facenet_tflite):
+def test_cli_prints_facenet_as_a_prediction(facenet_tflite):
     command = [sys.executable, "-m", "edgetpu_analyzer.cli", facenet_tflite,
                "--compiler-version", "15.0", "--min-runtime-version", "12"]
-    timings = []
-    for _ in range(3):   # best of 3: a busy test machine should not decide the verdict
-        start = time.monotonic()
-        completed = subprocess.run(command, cwd=REPO, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE)
-        timings.append(time.monotonic() - start)
-        assert completed.returncode == 0, completed.stderr
-    assert min(timings) < 1.0, "prediction took {:.2f} s at best".format(min(timings))
+    completed = subprocess.run(command, cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    assert completed.returncode == 0, completed.stderr
     text = completed.stdout.decode()
     assert text.startswith("# PREDICTION by edgetpu_analyzer")
     assert "\nCONV_2D                        132        Mapped to Edge TPU\n" in text
@@ -428,8 +552,19 @@ def test_cli_json_and_exit_status(tiny, capsys):
     assert cli.main([tiny["grouped_conv"]]) == 1            # predicted refusal
     out = capsys.readouterr().out
     assert out.startswith("# PREDICTION") and "Model could not be parsed" in out
-    assert cli.main([tiny["mapped_int8"], "--compiler-version", "9"]) == 2
-    assert "unknown Edge TPU compiler version" in capsys.readouterr().err
+    assert cli.main([tiny["mapped_int8"], "--compiler-version", "nine"]) == 2
+    err = capsys.readouterr().err
+    assert "malformed Edge TPU compiler version 'nine'" in err and err.count("\n") == 1
+    # A well-formed version no release carries is imitated, and the output says so.
+    assert cli.main([tiny["mapped_int8"], "--compiler-version", "17", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["requested_compiler_version"], data["compiler_version"]) == (
+        "17", "16.0.384591198")
+    assert cli.main([tiny["mapped_int8"], "--compiler-version", "17"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# PREDICTION")
+    assert "# note: edgetpu_compiler 17 is not a release whose rules are known; imitating " \
+        "16.0.384591198" in out
 
 
 def test_cli_text_has_the_compilers_layout(tiny, capsys):
