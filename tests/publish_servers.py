@@ -225,3 +225,57 @@ def registry(folder: str) -> Iterator[Registry]:
         handle.write(REGISTRY_CONFIG.format(root=root, port=port))
     with running([binary, "serve", config], port, os.path.join(folder, "registry.log")) as process:
         yield Registry("127.0.0.1:{}".format(port), root, process)
+
+
+class Engine(NamedTuple):
+    host: str           # DOCKER_HOST of the engine: unix://<folder>/docker.sock
+    process: subprocess.Popen
+
+
+@contextlib.contextmanager
+def docker_engine(folder: str) -> Iterator[Engine]:
+    """A second Docker engine with an empty image store (needs root and `dockerd`).
+
+    It shares nothing with the machine's engine: its own data root, state folder, socket
+    and containerd; no bridge network (the stages run with --network none) and no iptables
+    rules. It uses the main engine's storage driver, which is known to work here.
+    """
+    dockerd = require(shutil.which("dockerd"), "dockerd (Docker Engine)")
+    if os.geteuid() != 0:
+        message = "a second Docker engine needs root"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    driver = subprocess.run(["docker", "info", "--format", "{{.Driver}}"],
+                            stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
+    folder = os.path.join(folder, "engine")
+    os.makedirs(folder)
+    config = os.path.join(folder, "daemon.json")
+    with open(config, "w", encoding="utf-8") as handle:
+        json.dump({"storage-driver": driver} if driver else {}, handle)
+    socket_path = os.path.join(folder, "docker.sock")
+    command = [dockerd, "--config-file", config, "--data-root", os.path.join(folder, "root"),
+               "--exec-root", os.path.join(folder, "exec"), "--pidfile",
+               os.path.join(folder, "docker.pid"), "--host", "unix://" + socket_path,
+               "--bridge", "none", "--iptables=false", "--ip6tables=false", "--ip-masq=false"]
+    log = os.path.join(folder, "dockerd.log")
+    with open(log, "ab") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+    host = "unix://" + socket_path
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while subprocess.run(["docker", "--host", host, "version"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL).returncode != 0:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("the second Docker engine did not start:\n" + read_log(log))
+            time.sleep(0.5)
+        yield Engine(host, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        shutil.rmtree(os.path.join(folder, "root"), ignore_errors=True)
