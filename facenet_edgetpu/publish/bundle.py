@@ -48,6 +48,13 @@ def check_up_to_date(repo: str) -> None:
     if status is None:
         raise PublishError("`dvc status` failed in {}: {}".format(
             os.path.abspath(repo), one_line(done.stderr.strip().splitlines()[-1:] or "")))
+    missing = sorted(path for entries in status.values() for entry in entries
+                     if isinstance(entry, dict)
+                     for path, state in (entry.get("changed outs") or {}).items()
+                     if state in ("deleted", "not in cache"))
+    if missing:
+        raise PublishError("outputs of the pipeline are missing ({}): {}".format(
+            ", ".join(missing), layout.RERUN_HINT))
     if status:
         raise PublishError("the pipeline's outputs are not those dvc.lock records (dvc status: "
                            "{} changed): run `make repro` before publishing".format(
