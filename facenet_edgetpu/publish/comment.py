@@ -54,7 +54,8 @@ def metrics_diff(repo: str, base: str) -> str:
     if done.returncode != 0:
         raise PublishError("`dvc metrics diff {} --md` failed in {}: {}".format(
             base, os.path.abspath(repo), one_line(done.stderr.strip()[-500:])))
-    return done.stdout.strip() or "No metric changed."
+    table = [line for line in done.stdout.splitlines() if line.strip()]
+    return "\n".join(table) if len(table) > 2 else "No metric changed."   # header rows only
 
 
 def comment_body(base: str, head: str = ".", repo: str = ".") -> str:
