@@ -74,7 +74,7 @@ def running(command, port: int, log: str) -> Iterator[subprocess.Popen]:
         if process.poll() is None:
             process.terminate()
             try:
-                process.wait(timeout=10)
+                process.wait(timeout=3)   # weed drains for >10 s on SIGTERM; nothing to keep
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
