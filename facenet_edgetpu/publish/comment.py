@@ -71,7 +71,9 @@ def comment_body(base: str, head: str = ".", repo: str = ".") -> str:
             raise PublishError("the {} compile result ({}): {}".format(label, argument, error))
     difference = diff_results(sides[0].result, sides[1].result, sides[0].toolchain,
                               sides[1].toolchain)
-    lines = [MARKER, "## Edge TPU pipeline report", ""] + headline(difference) + [""]
+    lines = [MARKER, "## Edge TPU pipeline report", ""]
+    for sentence in headline(difference):    # one paragraph each
+        lines += [sentence, ""]
     lines.append(render_markdown(difference, sides[0].description,
                                  sides[1].description).rstrip("\n"))
     lines += ["", "### Metrics (`dvc metrics diff {}`)".format(base), "",
