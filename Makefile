@@ -75,3 +75,23 @@ lock-tf115:
 	cd requirements && uv pip compile --quiet --python-version 3.7 \
 		--python-platform x86_64-manylinux_2_17 --generate-hashes --no-header \
 		-o tf115-py37.lock tf115-py37.in
+
+# --- Sharing artifacts (docs/sharing.md) -----------------------------------------------------
+.PHONY: publish pull
+
+BUNDLE ?= dist/bundle
+BUNDLE_ARCHIVE ?= dist/facenet-edgetpu-bundle.tar.gz
+BUILDER_ID ?= urn:facenet-edgetpu-pipeline:make-publish
+INVOCATION_ID ?=
+
+# Push outputs and run-cache (with the outputs of every cached run) to the default DVC remote,
+# then write the release bundle with its provenance statement.
+publish: $(INSTALLED)
+	$(BIN)/python -m facenet_edgetpu.publish push
+	$(BIN)/python -m facenet_edgetpu.publish bundle --out $(BUNDLE) --archive $(BUNDLE_ARCHIVE) \
+		--builder-id "$(BUILDER_ID)" $(if $(INVOCATION_ID),--invocation-id "$(INVOCATION_ID)")
+
+# toolchain.yaml first (it pulls a toolchain image named by digest), then outputs and run-cache,
+# every download hash-checked: afterwards `dvc repro` runs no stage and `dvc status` is clean.
+pull: toolchain
+	$(BIN)/python -m facenet_edgetpu.publish pull

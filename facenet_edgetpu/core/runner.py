@@ -150,9 +150,34 @@ def machine_arch() -> str:
     return DOCKER_ARCH.get(machine, machine)
 
 
+# `<registry>/<name>@sha256:<digest>`: an image named by the digest of its manifest.
+DIGEST_REFERENCE = re.compile(r"@(sha256:[0-9a-f]{64})$")
+
+
+def pull_by_digest(image: str) -> Optional[str]:
+    """For a digest reference, its digest, after pulling the image if the engine lacks it.
+
+    The engine checks what it pulls against the digest, so the image is the one named.
+    None for any other reference (a tag), which is never pulled.
+    """
+    match = DIGEST_REFERENCE.search(image)
+    if not match:
+        return None
+    if docker(["image", "inspect", "--format", "{{.Id}}", image]).returncode != 0:
+        done = docker(["pull", "--quiet", image], timeout=3600)
+        if done.returncode != 0:
+            raise RunnerError(
+                "Cannot pull image {} ({}): check that its registry is reachable and holds "
+                "that digest, and that you are logged in to it (`docker login`).".format(
+                    image, last_line(done.stderr) or "docker pull failed"))
+    return match.group(1)
+
+
 def image_identity(image: str) -> str:
-    """The runtime identity of `image`: "docker <content id> <os>/<arch>"; checks it can run here."""
+    """The runtime identity of `image`: "docker <content id> <os>/<arch>", and " @<digest>"
+    for an image named by digest (pulled first when missing); checks it can run here."""
     check_engine()
+    digest = pull_by_digest(image)
     done = docker(["image", "inspect", "--format", "{{json .}}", image])
     if done.returncode != 0:
         raise RunnerError("Image {} is not in the local Docker engine ({}). {}".format(
@@ -165,7 +190,8 @@ def image_identity(image: str) -> str:
             "Image {} is built for {}/{}, but this machine runs linux/{}: the stages would run "
             "under emulation, or not at all, and give a different toolchain. Build the image on "
             "this machine: {}".format(image, system, arch, machine_arch(), BUILD_HINT))
-    return "docker {} {}/{}".format(info["Id"], system, arch)
+    identity = "docker {} {}/{}".format(info["Id"], system, arch)
+    return "{} @{}".format(identity, digest) if digest else identity
 
 
 # --------------------------------------------------------------------------------------------
