@@ -186,7 +186,7 @@ def test_missing_inputs_are_named_before_dvc_runs(folder):
 @pytest.mark.parametrize("compiler, problem", [
     ("/usr/local/bin/edgetpu_compilr", "/usr/local/bin/edgetpu_compilr does not exist"),
     ("/bin/false", "/bin/false --version (exit 1) printed no 'Edge TPU Compiler version' line, "
-                   "so it is not edgetpu_compiler"),
+                   "so it is not edgetpu_compiler (it printed "),
 ])
 def test_an_unusable_compiler_names_compile_compiler(folder, compiler, problem):
     set_params(folder, {"compile.compiler": compiler})

@@ -161,8 +161,10 @@ def check_layout(photos_dir: str) -> Dict[str, List[str]]:
             raise CropError("{} holds no person folders: {}".format(split_dir, LAYOUT))
         empty = [os.path.join(split_dir, person) for person, found in people.items() if not found]
         if empty:
-            raise CropError("{} {} no photos: put the person's photos in it, or remove it".format(
-                ", ".join(empty), "holds" if len(empty) == 1 else "hold"))
+            raise CropError("{} {}".format(", ".join(empty), (
+                "holds no photos: put the person's photos in it, or remove it" if len(empty) == 1
+                else "hold no photos: put each person's photos in their folder, or remove the "
+                     "empty folders")))
         layout[split] = sorted(photo for found in people.values() for photo in found)
     shortfall = verification_shortfall(
         [photo.split(os.sep)[1] for photo in layout["val"]], "photo")
