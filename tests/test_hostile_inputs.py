@@ -6,6 +6,7 @@ with the repository's params.yaml and dvc.yaml and this environment's toolchain.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -86,6 +87,16 @@ def test_the_first_mebibyte_of_the_real_model_is_named_cut_short(facenet_h5, tmp
         read_model_config(truncated)
 
 
+def test_a_damaged_model_is_one_message(tmp_path):
+    from facenet_edgetpu.lib.keras_h5 import KerasFileError, read_model_config
+
+    damaged = tmp_path / "model.h5"
+    damaged.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 64)  # signature, then noise
+    with pytest.raises(KerasFileError, match=r"model.h5 is a damaged HDF5 file: h5py cannot read "
+                                             r"it \(.*\)\. Replace it with an intact copy"):
+        read_model_config(str(damaged))
+
+
 # --- files other stages wrote -------------------------------------------------------------------
 
 def test_a_manifest_cut_short_is_one_message(folder):
@@ -104,8 +115,26 @@ def test_a_manifest_cut_short_is_one_message(folder):
                             "again (dvc repro makes it)")
 
 
-def test_a_read_only_reports_folder_is_one_message(folder, default_inputs):
-    """crop_faces writes its metrics to reports/, here a read-only file system."""
+def unwritable(folder, how):
+    """reports/ (where crop_faces writes its metrics) made unwritable in one of three ways."""
+    reports = os.path.join(folder, "reports")
+    if how == "read-only":
+        return mounted_tmpfs(reports, "ro,size=1m")
+    if how == "a file":
+        with open(reports, "w") as handle:
+            handle.write("not a folder")
+    else:  # the metrics file's name taken by a folder
+        os.makedirs(os.path.join(reports, "crop_metrics.json"))
+    return contextlib.nullcontext()
+
+
+@pytest.mark.parametrize("how, problem", [
+    ("read-only", "it is on a read-only file system. Make that file system writable (or run the "
+                  "pipeline from a writable copy)"),
+    ("a file", "a part of the path is a file, not a folder. Remove or rename that file"),
+    ("a folder", "it is a folder where a file belongs. Remove or rename the folder"),
+])
+def test_an_unwritable_reports_folder_is_one_message(folder, default_inputs, how, problem):
     _, photos = default_inputs
     for split in ("train", "val"):
         for person in ("ben_afflek", "madonna"):
@@ -115,12 +144,11 @@ def test_a_read_only_reports_folder_is_one_message(folder, default_inputs):
             for name in sorted(os.listdir(source))[:2]:
                 shutil.copy(os.path.join(source, name), target)
     set_params(folder, {"crop_faces.min_faces": 1})
-    with mounted_tmpfs(os.path.join(folder, "reports"), "ro,size=1m"):
+    with unwritable(folder, how):
         done = run(stage_argv(folder, "crop_faces"), folder)
+        assert partials(folder) == []
     assert failure(done, "crop_faces") == (
-        "reports/crop_metrics.json: it is on a read-only file system. Make that file system "
-        "writable (or run the pipeline from a writable copy) and run again; nothing was recorded")
-    assert partials(folder) == []
+        "reports/crop_metrics.json: {} and run again; nothing was recorded".format(problem))
 
 
 # --- every entry, one error path ----------------------------------------------------------------

@@ -20,7 +20,6 @@ from facenet_edgetpu.core.errors import PipelineError
 PARTIAL_MARK = ".partial-"
 
 
-
 class ArtifactError(PipelineError):
     """An input file of a stage cannot be read as what it should be."""
 

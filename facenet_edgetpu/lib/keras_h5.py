@@ -25,16 +25,15 @@ class KerasFileError(PipelineError, ValueError):
 _TRUNCATED = re.compile(r"truncated file: eof = (\d+),.*stored_eof = (\d+)")
 
 
-def unreadable_hdf5(h5_path: str, error: Exception) -> KerasFileError:
-    """The message for an HDF5 file that h5py (or Keras through it) cannot read."""
+def _unreadable(h5_path: str, error: OSError) -> KerasFileError:
+    """The error for an HDF5 file that h5py cannot open: cut short, or damaged otherwise."""
     truncated = _TRUNCATED.search(str(error))
     if truncated:
         return KerasFileError(
             "{} is cut short: it holds {} bytes, but its HDF5 header says the file has {} "
             "bytes. The copy or download that made it was interrupted: copy the model again "
             "(the default one: set inputs.model to models/facenet_keras.h5 and run "
-            "fetch_inputs).".format(
-                h5_path, truncated.group(1), truncated.group(2)))
+            "fetch_inputs).".format(h5_path, truncated.group(1), truncated.group(2)))
     return KerasFileError(
         "{} is a damaged HDF5 file: h5py cannot read it ({}). Replace it with an intact copy "
         "of the model (the default one: set inputs.model to models/facenet_keras.h5 and run "
@@ -61,7 +60,7 @@ def read_model_config(h5_path: str) -> Dict[str, Any]:
             raw = handle.attrs.get("model_config")
             groups = sorted(handle.keys())
     except OSError as error:  # h5py reports every HDF5 library error as an OSError
-        raise unreadable_hdf5(h5_path, error) from error
+        raise _unreadable(h5_path, error) from error
     if raw is None:
         raise KerasFileError(
             "{} is an HDF5 file but not a saved Keras model: it has no 'model_config' attribute "
