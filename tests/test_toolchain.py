@@ -59,7 +59,7 @@ def test_entry_point_refuses_a_stale_toolchain_and_rewrite_fixes_it(tmp_path):
     # Another stage's section is still current: it runs (and fails later, on its own input).
     other = run(["-m", "facenet_edgetpu", "crop_faces", "--photos", "none", "--faces", "f",
                  "--metrics", "m.json"], str(tmp_path))
-    assert "toolchain.yaml" not in other.stdout and "none/train is missing" in other.stdout
+    assert "toolchain.yaml" not in other.stdout and "none not found" in other.stdout
 
     fixed = run(["-m", "facenet_edgetpu", "toolchain"], str(tmp_path))
     assert "quantize.tensorflow 1.15.5 -> {}".format(tf.__version__) in fixed.stdout

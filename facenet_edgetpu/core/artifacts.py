@@ -7,6 +7,7 @@ so the same inputs give byte-identical files.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -29,11 +30,16 @@ def _partial_prefix(path: str) -> str:
 
 def _temporary_sibling(path: str, directory: bool) -> str:
     parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
     prefix = _partial_prefix(path)
-    if directory:
-        return tempfile.mkdtemp(prefix=prefix, dir=parent)
-    handle, temp = tempfile.mkstemp(prefix=prefix, dir=parent)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        if directory:
+            return tempfile.mkdtemp(prefix=prefix, dir=parent)
+        handle, temp = tempfile.mkstemp(prefix=prefix, dir=parent)
+    except FileExistsError as error:  # the parent "folder" is a file
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path) from error
+    except OSError as error:  # name the output, not a random temporary name
+        raise OSError(error.errno, error.strerror, path) from error
     os.close(handle)
     return temp
 
@@ -51,6 +57,22 @@ def stale_partials(outputs: Iterable[str]) -> List[str]:
     return found
 
 
+@contextlib.contextmanager
+def _naming_the_output(path: str, temp: str) -> Iterator[None]:
+    """Report a system error while an output is staged against the output itself: a full disk
+    fails write() or close() with an OSError that names no file, and other refusals name the
+    temporary sibling (or a file in it), which means nothing to the user (core/entry.py prints
+    the name)."""
+    try:
+        yield
+    except OSError as error:
+        name = temp if error.filename is None else error.filename
+        inside = isinstance(name, str) and (name == temp or name.startswith(temp + os.sep))
+        if error.errno is None or not inside:
+            raise
+        raise OSError(error.errno, error.strerror, path + name[len(temp):]) from error
+
+
 def remove(path: str) -> None:
     """Delete a file or a directory tree if it exists."""
     if os.path.isdir(path) and not os.path.islink(path):
@@ -64,9 +86,10 @@ def staged_file(path: str) -> Iterator[str]:
     """Yield a temporary path to write; it replaces `path` only if the block succeeds."""
     temp = _temporary_sibling(path, directory=False)
     try:
-        yield temp
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
+        with _naming_the_output(path, temp):
+            yield temp
+            os.chmod(temp, 0o644)
+            os.replace(temp, path)
     finally:
         if os.path.exists(temp):
             os.remove(temp)
@@ -77,10 +100,11 @@ def staged_dir(path: str) -> Iterator[str]:
     """Yield a temporary directory to fill; it replaces `path` only if the block succeeds."""
     temp = _temporary_sibling(path, directory=True)
     try:
-        yield temp
-        os.chmod(temp, 0o755)
-        remove(path)
-        os.replace(temp, path)
+        with _naming_the_output(path, temp):
+            yield temp
+            os.chmod(temp, 0o755)
+            remove(path)
+            os.replace(temp, path)
     finally:
         if os.path.exists(temp):
             shutil.rmtree(temp)

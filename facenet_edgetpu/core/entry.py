@@ -9,19 +9,23 @@
    dvc.lock never records artifacts under a stale toolchain), and temporary files that a killed
    run of this stage left next to its outputs are removed;
 3. the stage's `main(argv)` runs. A mistake the user can fix (a PipelineError, or a file the
-   system refuses to write: no space, read-only, no permission) prints one message naming the
-   file and what to do, and exits 1; anything else is a bug and keeps its traceback, with a line
-   saying so.
+   system refuses: no space, read-only, no permission) prints one message naming the file and
+   what to do, and exits 1; anything else is a bug and keeps its traceback, with a line saying
+   so. Ctrl-C, SIGTERM and SIGHUP stop the stage through Python's own unwinding, so its
+   temporary files are removed on the way out (only a SIGKILL leaves them, for the next run to
+   remove in step 2).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import os
+import signal
 import sys
 import traceback
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 from facenet_edgetpu.core import artifacts, dvcfile, runner, toolchain
 from facenet_edgetpu.core.errors import PipelineError
@@ -33,14 +37,45 @@ TOOLCHAIN_COMMAND = "toolchain"
 
 StageMain = Callable[[Sequence[str]], None]
 
-# Refusals of the file system that the user fixes (free space, permissions), not bugs.
+# Refusals of the file system that the user fixes, not bugs: errno -> (what, what to do).
+_ACCESS = "give the pipeline access to it (inputs must be readable, outputs writable)"
 _ENVIRONMENT_ERRNOS = {
-    errno.ENOSPC: "no space left on the device",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EROFS: "the file system is read-only",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
+    errno.ENOSPC: ("no space left", "free some space"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space or raise the quota"),
+    errno.EROFS: ("it is on a read-only file system",
+                  "make that file system writable (or run the pipeline from a writable copy)"),
+    errno.EACCES: ("permission denied", _ACCESS),
+    errno.EPERM: ("operation not permitted", _ACCESS),
+    errno.ENOTDIR: ("a part of the path is a file, not a folder", "remove or rename that file"),
+    errno.EISDIR: ("it is a folder where a file belongs", "remove or rename the folder"),
 }
+_OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
+# Signals that stop a local stage by unwinding (Ctrl-C is KeyboardInterrupt already).
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP reached a stage running here. A BaseException, like KeyboardInterrupt,
+    so no `except Exception` in a stage swallows it and every `finally` on the way out runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_by_unwinding() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into `Stopped` while the stage runs (by default they end Python
+    at once, leaving its temporary files behind)."""
+    def stop(signum: int, frame: object) -> None:
+        raise Stopped(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def prepare_local_run(stage: str) -> None:
@@ -61,16 +96,16 @@ def prepare_local_run(stage: str) -> None:
 
 def environment_error(error: OSError) -> Optional[str]:
     """One line for a file-system refusal the user can fix; None for anything else."""
-    reason = _ENVIRONMENT_ERRNOS.get(error.errno or 0)
-    if reason is None:
+    known = _ENVIRONMENT_ERRNOS.get(error.errno or 0)
+    if known is None:
         return None
+    what, fix = known
     where = error.filename or "a file"
-    if error.errno == errno.ENOSPC:
-        return "no space left on {} (the device holding {}): free some space and run again; " \
-               "nothing was recorded".format(os.path.dirname(os.path.abspath(where)) or where,
-                                              where)
-    return "cannot write {}: {}. Make it writable (or point the output elsewhere) and run " \
-           "again; nothing was recorded".format(where, reason)
+    if error.errno in _OUT_OF_SPACE:
+        return "{} on {} (the device holding {}): {} and run again; nothing was recorded".format(
+            what, os.path.dirname(os.path.abspath(where)), where, fix)
+    return "{}: {}. {} and run again; nothing was recorded".format(
+        where, what, fix[0].upper() + fix[1:])
 
 
 def run_stage(stage: str, stage_main: StageMain, argv: Sequence[str]) -> int:
@@ -79,8 +114,9 @@ def run_stage(stage: str, stage_main: StageMain, argv: Sequence[str]) -> int:
         chosen = runner.configured(stage=stage)
         if chosen["kind"] == "docker":
             return runner.run_stage(stage, chosen["image"], argv)
-        prepare_local_run(stage)
-        stage_main(list(argv))
+        with _stop_by_unwinding():
+            prepare_local_run(stage)
+            stage_main(list(argv))
     except PipelineError as error:
         print("{} failed: {}".format(stage, error), file=sys.stderr)
         return 1
@@ -91,8 +127,12 @@ def run_stage(stage: str, stage_main: StageMain, argv: Sequence[str]) -> int:
         print("{} failed: {}".format(stage, message), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("{} interrupted; its outputs were left as they were".format(stage), file=sys.stderr)
-        return 130
+        print("{} interrupted; its temporary files were removed".format(stage), file=sys.stderr)
+        return 128 + signal.SIGINT
+    except Stopped as stopped:
+        print("{} stopped by {}; its temporary files were removed".format(
+            stage, signal.Signals(stopped.signum).name), file=sys.stderr)
+        return 128 + stopped.signum
     return 0
 
 

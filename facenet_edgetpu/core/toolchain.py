@@ -13,12 +13,16 @@ Example:
     python -m facenet_edgetpu toolchain --check  # exit 1 if it is stale
     python -m facenet_edgetpu toolchain --print  # print this environment's toolchain, write nothing
 
+Before anything else it checks that `inputs.model` and `inputs.photos` in params.yaml exist
+(unless a stage makes them), so a wrong path is reported before `dvc repro` starts.
+
 A stage under the docker runner (params.yaml `runner`) gets the image's toolchain: it is read by
 running `--print` inside the image, and `runtime` holds the image's content id.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -28,7 +32,7 @@ import yaml
 from edgetpu_analyzer.compiler import CompilerUnusableError, find_compiler, query_compiler_version
 from facenet_edgetpu.core import artifacts, dvcfile, runner
 from facenet_edgetpu.core.errors import PipelineError
-from facenet_edgetpu.core.params import Field, load_params, section
+from facenet_edgetpu.core.params import PARAMS_FILE, Field, inputs, load_params, section
 
 TOOLCHAIN_FILE = "toolchain.yaml"
 PREDICTED = "predicted"
@@ -186,6 +190,35 @@ def check_stage(stage: str, spec: dvcfile.StageSpec, params: Mapping[str, Any]) 
                 for key, (old, new) in differences.items())))
 
 
+# inputs.<key> -> (what it must be, os.path test, what to set it to).
+INPUT_KINDS = {
+    "model": ("file", os.path.isfile, "your Keras .h5 model (saved with model.save())"),
+    "photos": ("folder", os.path.isdir, "your photos folder, laid out as <photos>/train/<person>/ "
+                                        "and <photos>/val/<person>/"),
+}
+
+
+def check_inputs(params: Mapping[str, Any], stages: Mapping[str, dvcfile.StageSpec]) -> None:
+    """Refuse `inputs.*` paths that do not exist (or are the wrong kind), before DVC runs: DVC
+    would only say "No such file or directory", after deleting the outputs of the stage that
+    reads them. A path some stage produces (the default inputs, which fetch_inputs makes) need
+    not exist yet."""
+    paths = inputs(params)
+    problems = []
+    for key, (kind, is_kind, wanted) in INPUT_KINDS.items():
+        path = paths[key]
+        if dvcfile.producer_of(path, stages) is not None or is_kind(path):
+            continue
+        found = "does not exist" if not os.path.exists(path) else "is not a {}".format(kind)
+        problems.append("inputs.{} is {!r}, which {} in {}: set it to {}".format(
+            key, path, found, os.getcwd(), wanted))
+    if problems:
+        made = ", ".join(stages["fetch_inputs"].outs) if "fetch_inputs" in stages else ""
+        raise PipelineError("{}: {}.{}".format(PARAMS_FILE, "; ".join(problems), (
+            " The defaults ({}) are what the fetch_inputs stage downloads.".format(made)
+            if made else "")))
+
+
 def compiler_param(params: Optional[Mapping[str, Any]] = None) -> str:
     return section("compile", {"compiler": Field(str, low=1)}, params, partial=True)["compiler"]
 
@@ -203,7 +236,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             sys.stdout.write(yaml.safe_dump(current_toolchain(compiler_param(params)),
                                             default_flow_style=False, sort_keys=True))
             return 0
-        actual = stage_toolchains(params, dvcfile.load_stages(".", params))
+        stages = dvcfile.load_stages(".", params)
+        check_inputs(params, stages)
+        actual = stage_toolchains(params, stages)
     except PipelineError as error:
         print("toolchain: {}".format(error), file=sys.stderr)
         return 1

@@ -1,8 +1,14 @@
-"""Read what a Keras h5 file says about its model, without building the model."""
+"""Read what a Keras h5 file says about its model, without building the model.
+
+Every stage that reads the Keras model comes here first (`read_model_config`), so a file that is
+missing, not HDF5, cut short or damaged is refused here with one message, before TensorFlow
+starts.
+"""
 from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any, Dict, Tuple
 
 import h5py
@@ -12,6 +18,26 @@ from facenet_edgetpu.core.errors import PipelineError
 
 class KerasFileError(PipelineError, ValueError):
     """A file given as a Keras model is missing, not HDF5, or holds no Keras model."""
+
+
+# What HDF5 says when a file is shorter than its superblock records (h5py 2.10 and 3.x alike):
+# "... (truncated file: eof = 1048576, sblock->base_addr = 0, stored_eof = 92397640)".
+_TRUNCATED = re.compile(r"truncated file: eof = (\d+),.*stored_eof = (\d+)")
+
+
+def _unreadable(h5_path: str, error: OSError) -> KerasFileError:
+    """The error for an HDF5 file that h5py cannot open: cut short, or damaged otherwise."""
+    truncated = _TRUNCATED.search(str(error))
+    if truncated:
+        return KerasFileError(
+            "{} is cut short: it holds {} bytes, but its HDF5 header says the file has {} "
+            "bytes. The copy or download that made it was interrupted: copy the model again "
+            "(the default one: set inputs.model to models/facenet_keras.h5 and run "
+            "fetch_inputs).".format(h5_path, truncated.group(1), truncated.group(2)))
+    return KerasFileError(
+        "{} is a damaged HDF5 file: h5py cannot read it ({}). Replace it with an intact copy "
+        "of the model (the default one: set inputs.model to models/facenet_keras.h5 and run "
+        "fetch_inputs).".format(h5_path, error))
 
 
 def read_model_config(h5_path: str) -> Dict[str, Any]:
@@ -29,9 +55,12 @@ def read_model_config(h5_path: str) -> Dict[str, Any]:
             head = handle.read(16)
         raise KerasFileError("{} is not an HDF5 file, so not a Keras .h5 model (its first bytes: "
                              "{!r}).".format(h5_path, head))
-    with h5py.File(h5_path, "r") as handle:
-        raw = handle.attrs.get("model_config")
-        groups = sorted(handle.keys())
+    try:
+        with h5py.File(h5_path, "r") as handle:
+            raw = handle.attrs.get("model_config")
+            groups = sorted(handle.keys())
+    except OSError as error:  # h5py reports every HDF5 library error as an OSError
+        raise _unreadable(h5_path, error) from error
     if raw is None:
         raise KerasFileError(
             "{} is an HDF5 file but not a saved Keras model: it has no 'model_config' attribute "

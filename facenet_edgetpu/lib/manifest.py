@@ -1,12 +1,13 @@
 """The crop manifest: what crop_faces writes and the stages that read the faces share.
 
-`<faces>/manifest.json` lists every crop in crop order: {"crop": "<split>/<person>/<name>.png",
-"person", "photo", "box": [x, y, w, h], "split"}; the crops sit beside it.
+`<faces>/manifest.json` lists every crop in crop order: {"crop": "<split>/<person>/<photo file
+name>.png", "person", "photo", "box": [x, y, w, h], "split"}; the crops sit beside it.
 """
 from __future__ import annotations
 
+import collections
 import os
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from facenet_edgetpu.core import artifacts
 from facenet_edgetpu.core.errors import PipelineError
@@ -34,3 +35,17 @@ def read_manifest(faces_dir: str) -> List[Dict[str, Any]]:
 def split_entries(manifest: Sequence[Mapping[str, Any]], split: str) -> List[Mapping[str, Any]]:
     """The entries of one split, in manifest (crop) order."""
     return [entry for entry in manifest if entry["split"] == split]
+
+
+def verification_shortfall(people: Sequence[str], unit: str = "face") -> Optional[str]:
+    """Why val items of these people (one name per face or photo) cannot evaluate face
+    verification, or None when they can: it needs at least two people, and two items of one
+    person (a same-person pair). crop_faces checks it on the val photos and crops, so a split
+    that cannot be evaluated stops the pipeline before any model work."""
+    counts = collections.Counter(people)
+    if len(counts) >= 2 and max(counts.values()) >= 2:
+        return None
+    return ("{} {}{} of {} {}; the fidelity stage's face verification needs {}s of at least two "
+            "people and two {}s of one person".format(
+                len(people), unit, "" if len(people) == 1 else "s", len(counts),
+                "person" if len(counts) == 1 else "people", unit, unit))

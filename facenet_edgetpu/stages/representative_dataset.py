@@ -2,8 +2,8 @@
 
 Each crop is resized to the model's input size and pre-whitened exactly as the seed does
 (`facenet_edgetpu/lib/faces.py`), then stored as one float32 .npy array of shape
-N x height x width x 3. The array is filled in place on disk (a memory map), and the
-quantize stage memory-maps it too, so no stage holds a second full copy.
+N x height x width x 3, written one face at a time (memory does not grow with the number of
+faces); the quantize stage memory-maps it, so no stage holds a second full copy.
 
 Example (as dvc.yaml runs it):
     python -m facenet_edgetpu representative_dataset --faces data/faces \
@@ -30,6 +30,10 @@ SCHEMA = {
     "channels": faces.CHANNELS_FIELD,
 }
 
+# Little-endian float32, whatever the machine: the file's bytes (and so its DVC hash) are the same
+# everywhere.
+NPY_DTYPE = np.dtype("<f4")
+
 log = get_logger("representative_dataset")
 
 
@@ -40,15 +44,22 @@ def calibration_crops(manifest: Sequence[Mapping[str, Any]], max_samples: int) -
 
 def write_dataset(crop_paths: List[str], faces_dir: str, size: Tuple[int, int], channels: str,
                   path: str) -> Tuple[int, ...]:
-    """Preprocess every crop into one .npy file at `path`; return the array's shape."""
+    """Preprocess every crop into one .npy file at `path`; return the array's shape.
+
+    The header goes first, then one face at a time: memory stays at one face whatever the
+    number of faces, and a full disk fails the write() with ENOSPC, which the entry reports.
+    (Filling a writable memory map instead dies of SIGBUS on a full disk, with no message.)
+    """
     shape = (len(crop_paths),) + tuple(size) + (3,)
     with artifacts.staged_file(path) as temp:
-        array = np.lib.format.open_memmap(temp, mode="w+", dtype=np.float32, shape=shape)
-        for index, crop in enumerate(tqdm(crop_paths, desc="prewhiten", unit="face", leave=False)):
-            image = faces.read_image(os.path.join(faces_dir, crop), channels)
-            array[index] = faces.model_input(image, size)
-        array.flush()
-        del array
+        with open(temp, "wb") as handle:
+            np.lib.format.write_array_header_1_0(handle, {
+                "descr": np.lib.format.dtype_to_descr(NPY_DTYPE), "fortran_order": False,
+                "shape": shape})
+            for crop in tqdm(crop_paths, desc="prewhiten", unit="face", leave=False):
+                image = faces.read_image(os.path.join(faces_dir, crop), channels)
+                row = faces.model_input(image, size)  # exactly `size` x 3, as float32
+                handle.write(np.ascontiguousarray(row, dtype=NPY_DTYPE).tobytes())
     return shape
 
 
