@@ -54,10 +54,10 @@ def test_fields_are_typed_values_not_dicts():
 def test_crop_faces_output_has_the_record_shapes(default_inputs, tmp_path):
     """What the crop_faces stage writes from real photos reads back unchanged."""
     _, photos = default_inputs
-    params = dict(scale_factor=1.1, min_neighbors=3, min_size=40, margin=10, max_faces=3,
+    params = dict(scale_factor=1.1, min_neighbors=3, min_size=40, margin=10, max_faces=8,
                   min_faces=1, seed=0)
     manifest, metrics = crop_faces.crop_all(photos, str(tmp_path / "faces"), params)
-    assert len(manifest) == 6
+    assert len(manifest) == 16
     parsed = records.Manifest.from_dict(json.loads(artifacts.json_text(manifest)), "manifest")
     assert parsed.to_dict() == manifest
     assert [entry.crop for entry in parsed.split("val")] == [
@@ -109,7 +109,7 @@ def test_the_wrong_file_or_no_file_is_one_clear_error(tmp_path):
         records.Fidelity.load(missing)
     cut = tmp_path / "cut.json"
     cut.write_text(open(FIDELITY).read()[:100], encoding="utf-8")
-    with pytest.raises(ArtifactError, match="cut.json is not readable JSON"):
+    with pytest.raises(ArtifactError, match="cut.json is not valid JSON"):
         records.Fidelity.load(str(cut))
 
 

@@ -138,9 +138,10 @@ def read_json(path: str, stage: str) -> Any:
             return json.load(handle)
     except FileNotFoundError:
         raise ArtifactError("{} not found: {}".format(path, rerun)) from None
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise ArtifactError("{} is not readable JSON ({}): {}".format(path, error, rerun)) \
-            from None
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ArtifactError("{} is not valid JSON ({}): it was cut short or edited by hand; "
+                            "delete it and run {} again (dvc repro makes it)".format(
+                                path, error, stage)) from None
 
 
 def sha256_of(path: str) -> str:

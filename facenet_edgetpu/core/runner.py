@@ -34,9 +34,9 @@ import contextlib
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
-import sys
 import threading
 import uuid
 from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
