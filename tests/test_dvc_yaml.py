@@ -91,8 +91,9 @@ def specs():
 
 
 def test_every_stage_runs_through_the_entry_point(specs):
-    assert list(specs) == ["fetch_inputs", "crop_faces", "representative_dataset", "quantize",
-                           "compile", "fidelity", "report"]
+    assert list(specs) == ["fetch_inputs", "crop_faces", "representative_dataset", "float_model",
+                           "float_reference", "calibrate", "quantize", "compile", "fidelity",
+                           "report"]
     for spec in specs.values():
         assert command_words(spec)[:4] == ["python", "-m", "facenet_edgetpu", spec.name]
 

@@ -67,7 +67,7 @@ def test_garbage_code_text_is_an_error_naming_the_layer():
 ])
 def test_user_source_must_be_a_lambda_expression(source, problem):
     with pytest.raises(kl.LegacyKerasError, match=problem):
-        kl.parse_lambda_source(source, "quantize.lambda_functions.X")
+        kl.parse_lambda_source(source, "float_model.lambda_functions.X")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,7 +98,7 @@ def test_user_sources_are_checked_against_the_layers():
         kl.lambda_layers(config, {"Scal": "lambda x, scale: x"})
     with pytest.raises(kl.LegacyKerasError, match="keyword argument.*scale"):
         kl.lambda_layers(config, {"Scale": "lambda x: x"})
-    with pytest.raises(kl.LegacyKerasError, match="quantize.lambda_functions.Scale"):
+    with pytest.raises(kl.LegacyKerasError, match="float_model.lambda_functions.Scale"):
         kl.lambda_layers(config, {"Scale": "__import__('os').getcwd()"})
 
 
@@ -206,7 +206,7 @@ def test_h5_saved_by_this_python_names_it_and_loads_with_the_supplied_source(sma
                        match=r"Lambda layer 'Scale': its function cannot be translated: the code "
                              r"object was written by Python {}".format(written_by)) as caught:
         kl.load_model(path)
-    assert "quantize.lambda_functions" in str(caught.value)
+    assert "float_model.lambda_functions" in str(caught.value)
     assert "Scale: \"lambda inputs, scale: ...\"" in str(caught.value)
     model = kl.load_model(path, lambda_sources={"Scale": "lambda x, scale: x * scale"})
     np.testing.assert_allclose(model.predict(small_legacy_h5[1], verbose=0),

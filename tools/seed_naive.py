@@ -22,7 +22,7 @@ def main(repo: str, out: str) -> None:
     from facenet_edgetpu.core.params import load_params
     from facenet_edgetpu.lib import faces
     from facenet_edgetpu.lib.manifest import read_manifest, split_entries
-    from facenet_edgetpu.lib.tf_compat import load_keras_model
+    from facenet_edgetpu.lib.keras_model import load_keras_model
 
     params = load_params(os.path.join(repo, "params.yaml"))
     model = load_keras_model(os.path.join(repo, params["inputs"]["model"]))

@@ -31,8 +31,8 @@ from facenet_edgetpu.core import artifacts, dvcfile, runner, toolchain
 from facenet_edgetpu.core.errors import PipelineError
 from facenet_edgetpu.core.params import load_params
 
-STAGES = ("fetch_inputs", "crop_faces", "representative_dataset", "quantize", "compile",
-          "fidelity", "report")
+STAGES = ("fetch_inputs", "crop_faces", "representative_dataset", "float_model",
+          "float_reference", "calibrate", "quantize", "compile", "fidelity", "report")
 TOOLCHAIN_COMMAND = "toolchain"
 
 StageMain = Callable[[Sequence[str]], None]

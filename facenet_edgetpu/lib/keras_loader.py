@@ -4,7 +4,7 @@ Keras 2.x saves a `Lambda` layer's function as `marshal.dumps(function.__code__)
 (Keras >= 2.1) or decoded as `raw_unicode_escape` text (older Keras 2.0). This module finds the
 Lambda layers in the model config, has `facenet_edgetpu.lambda_bytecode` translate their
 bytecode into lambda source (never executing it), or takes the source the user supplies in
-params.yaml (`quantize.lambda_functions`, layer name -> lambda expression;
+params.yaml (`float_model.lambda_functions`, layer name -> lambda expression;
 `load_model(..., lambda_sources=...)` in Python), compiles that source on the running Python,
 and hands the functions to Keras through its public mechanism: the layer config is rewritten to
 `function_type: 'function'` naming an entry of `custom_objects`, then
@@ -45,7 +45,7 @@ TF_API = (
     "keras.Model.load_weights",
 )
 
-PARAMS_KEY = "quantize.lambda_functions"
+PARAMS_KEY = "float_model.lambda_functions"
 
 
 class LegacyKerasError(PipelineError):
@@ -355,6 +355,25 @@ def _h5_suffixed(path: str) -> Iterator[str]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def prepared_config(h5_path: str, lambda_sources: Optional[Mapping[str, str]] = None,
+                    batch_size: Optional[int] = None,
+                    custom_objects: Optional[Mapping[str, Any]] = None
+                    ) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """(model config, custom objects) ready for `tf.keras.models.model_from_json`: the h5's
+    config with every Lambda layer's function supplied and the batch size set (load_model)."""
+    config = read_model_config(h5_path)
+    items = lambda_layers(config, lambda_sources)
+    if batch_size is not None:
+        if set_batch_size(config, int(batch_size)) == 0:
+            raise LegacyKerasError("{}: no input layer with a batch_input_shape to set the "
+                                   "batch size on".format(h5_path))
+    import tensorflow as tf
+
+    objects = dict(custom_objects or {})
+    objects.update(apply_lambda_layers(config, items, _namespace(tf, custom_objects)))
+    return config, objects
+
+
 def load_model(h5_path: str, lambda_sources: Optional[Mapping[str, str]] = None,
                batch_size: Optional[int] = None,
                custom_objects: Optional[Mapping[str, Any]] = None):
@@ -371,16 +390,9 @@ def load_model(h5_path: str, lambda_sources: Optional[Mapping[str, str]] = None,
     Raises LegacyKerasError (UntranslatableLambdaError for a Lambda layer) with a message that
     says what is wrong and what to do.
     """
-    config = read_model_config(h5_path)
-    items = lambda_layers(config, lambda_sources)
-    if batch_size is not None:
-        if set_batch_size(config, int(batch_size)) == 0:
-            raise LegacyKerasError("{}: no input layer with a batch_input_shape to set the "
-                                   "batch size on".format(h5_path))
+    config, objects = prepared_config(h5_path, lambda_sources, batch_size, custom_objects)
     import tensorflow as tf
 
-    objects = dict(custom_objects or {})
-    objects.update(apply_lambda_layers(config, items, _namespace(tf, custom_objects)))
     model = tf.keras.models.model_from_json(json.dumps(config), custom_objects=objects)
     with _h5_suffixed(h5_path) as weights_path:
         model.load_weights(weights_path)

@@ -23,12 +23,16 @@ def manifest_path(faces_dir: str) -> str:
 
 def read_manifest(faces_dir: str) -> List[Dict[str, Any]]:
     """The manifest's entries, checked for the keys the readers use."""
-    path = manifest_path(faces_dir)
-    entries = artifacts.read_json(path, "crop_faces")
+    return read_entries(manifest_path(faces_dir), "crop_faces")
+
+
+def read_entries(path: str, stage: str) -> List[Dict[str, Any]]:
+    """A list of manifest entries written by `stage`, checked for the keys the readers use."""
+    entries = artifacts.read_json(path, stage)
     if not isinstance(entries, list) or not all(
             isinstance(entry, dict) and set(ENTRY_KEYS) <= set(entry) for entry in entries):
         raise PipelineError("{} is not a crop manifest (a list of entries with {}): delete it and "
-                            "run crop_faces again".format(path, ", ".join(ENTRY_KEYS)))
+                            "run {} again".format(path, ", ".join(ENTRY_KEYS), stage))
     return entries
 
 

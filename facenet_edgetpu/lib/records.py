@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Tuple, Type, TypeVar
+from typing import Any, Dict, List, Optional, Tuple, Type, TypeVar
 
 from facenet_edgetpu.core import artifacts
 
@@ -251,6 +251,48 @@ class Manifest(Record):
 
 
 # --------------------------------------------------------------------------------------------
+# float_model: models/float_model.json; calibrate: models/calibration_ranges.json
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class LambdaSource(Record):
+    """The Python source used for one Lambda layer and where it came from."""
+
+    origin: str                   # "translated" (from the saved bytecode) or "params"
+    source: str
+
+
+@dataclass
+class FloatModel(Record):
+    """models/float_model.json: how the float TFLite model was made from the Keras h5."""
+
+    WRITER = "float_model"
+    converter: str
+    tensorflow_version: str
+    folded_batch_norms: int                   # folded in float64 before converting
+    lambda_layers: Dict[str, LambdaSource]
+    tflite_bytes: int
+    tflite_sha256: str
+
+
+@dataclass
+class TensorRange(Record):
+    min: float
+    max: float
+
+
+@dataclass
+class CalibrationRanges(Record):
+    """models/calibration_ranges.json: every activation tensor's recorded range, by name."""
+
+    WRITER = "calibrate"
+    float_model_sha256: str       # the model the ranges were recorded on
+    kernels: str                  # which TFLite kernels computed the activations
+    faces: List[str]              # the calibration faces (crops), in order
+    tensors: Dict[str, TensorRange]
+
+
+# --------------------------------------------------------------------------------------------
 # quantize: models/quantization.json
 # --------------------------------------------------------------------------------------------
 
@@ -263,14 +305,6 @@ class TensorDetails(Record):
     shape: List[int]
     scale: float
     zero_point: int
-
-
-@dataclass
-class LambdaSource(Record):
-    """The Python source used for one Lambda layer and where it came from."""
-
-    origin: str                   # "translated" (from the saved bytecode) or "params"
-    source: str
 
 
 @dataclass
@@ -290,6 +324,7 @@ class Quantization(Record):
     tensorflow_version: str
     tflite_bytes: int
     tflite_sha256: str
+    float_model_sha256: Optional[str] = None       # the float model it quantized
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,18 +1,21 @@
-"""Build the representative (calibration) dataset from the train crops.
+"""Preprocess every crop for the model: the representative dataset and the evaluation faces.
 
-Each crop is resized to the model's input size and pre-whitened exactly as the seed does
-(`facenet_edgetpu/lib/faces.py`), then stored as one float32 .npy array of shape
-N x height x width x 3, written one face at a time (memory does not grow with the number of
-faces); the quantize stage memory-maps it, so no stage holds a second full copy.
+Each crop (train and val, in manifest order) is resized to the model's input size and
+pre-whitened exactly as the seed does (`facenet_edgetpu/lib/faces.py`), then stored in the
+output folder as one float32 array `faces.npy` (N x height x width x 3, written one face at a
+time, so memory does not grow with the number of faces), beside `faces.json`, the manifest
+entries of its rows. Later stages memory-map the array. Calibration takes its first
+`representative_dataset.max_samples` train rows (stage calibrate); the val rows are only ever
+used for evaluation.
 
 Example (as dvc.yaml runs it):
     python -m facenet_edgetpu representative_dataset --faces data/faces \
-        --model models/facenet_keras.h5 --out data/calibration.npy
+        --model models/facenet_keras.h5 --out data/preprocessed
 """
 from __future__ import annotations
 
 import os
-from typing import Any, List, Mapping, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 from tqdm import tqdm
@@ -20,26 +23,21 @@ from tqdm import tqdm
 from facenet_edgetpu.core import artifacts, entry
 from facenet_edgetpu.core.errors import PipelineError
 from facenet_edgetpu.core.log import get_logger, timed
-from facenet_edgetpu.core.params import Field, section
-from facenet_edgetpu.lib import faces
+from facenet_edgetpu.core.params import section
+from facenet_edgetpu.lib import faces, preprocessed
 from facenet_edgetpu.lib.keras_h5 import model_input_size
 from facenet_edgetpu.lib.manifest import manifest_path, read_manifest, split_entries
 
 SCHEMA = {
-    "max_samples": Field(int, low=1, high=100000),
     "channels": faces.CHANNELS_FIELD,
 }
+
 
 # Little-endian float32, whatever the machine: the file's bytes (and so its DVC hash) are the same
 # everywhere.
 NPY_DTYPE = np.dtype("<f4")
 
 log = get_logger("representative_dataset")
-
-
-def calibration_crops(manifest: Sequence[Mapping[str, Any]], max_samples: int) -> List[str]:
-    """The train crops to calibrate with, in crop order; val crops are never used."""
-    return [item["crop"] for item in split_entries(manifest, "train")][:max_samples]
 
 
 def write_dataset(crop_paths: List[str], faces_dir: str, size: Tuple[int, int], channels: str,
@@ -67,17 +65,20 @@ def main(argv: Sequence[str]) -> None:
     parser = entry.stage_parser("representative_dataset", __doc__)
     parser.add_argument("--faces", required=True, help="the crop folder (crop_faces)")
     parser.add_argument("--model", required=True, help="the Keras .h5 (for its input size)")
-    parser.add_argument("--out", required=True, help="the .npy array to write")
+    parser.add_argument("--out", required=True, help="the folder to write (faces.npy, .json)")
     args = parser.parse_args(argv)
-    params = section("representative_dataset", SCHEMA)
+    params = section("representative_dataset", SCHEMA, partial=True)
     size = model_input_size(args.model)
-    crops = calibration_crops(read_manifest(args.faces), params["max_samples"])
-    if not crops:
+    manifest = read_manifest(args.faces)
+    if not split_entries(manifest, "train"):
         raise PipelineError("{} lists no train crops: run crop_faces first".format(
             manifest_path(args.faces)))
-    with timed(log, "Preprocessing {} train crops to {}x{}".format(len(crops), size[0], size[1])):
-        shape = write_dataset(crops, args.faces, size, params["channels"], args.out)
-    log.info("Wrote %s, float32 %s", args.out, "x".join(str(d) for d in shape))
+    with timed(log, "Preprocessing {} crops to {}x{}".format(len(manifest), size[0], size[1])):
+        with artifacts.staged_dir(args.out) as temp:
+            shape = write_dataset([item["crop"] for item in manifest], args.faces, size,
+                                  params["channels"], os.path.join(temp, preprocessed.ARRAY_FILE))
+            artifacts.write_json(os.path.join(temp, preprocessed.INDEX_FILE), manifest)
+    log.info("Wrote %s: float32 %s", args.out, "x".join(str(d) for d in shape))
 
 
 if __name__ == "__main__":
