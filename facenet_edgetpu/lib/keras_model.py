@@ -19,14 +19,21 @@ TF_API = (
 )
 
 
-def load_keras_model(h5_path: str, lambda_functions: Optional[Mapping[str, str]] = None) -> Any:
-    """The Keras model with batch size 1 (the Edge TPU needs a static batch), in inference mode."""
+def fresh_session() -> Any:
+    """A new Keras graph/session in inference mode; returns tensorflow. Names of the layers
+    built next are those of the config (an old graph would suffix them with _1)."""
     tf = tensorflow()
     if graph_mode(tf):
         tf.compat.v1.keras.backend.clear_session()
         tf.compat.v1.keras.backend.set_learning_phase(0)
     else:
         tf.keras.backend.clear_session()
+    return tf
+
+
+def load_keras_model(h5_path: str, lambda_functions: Optional[Mapping[str, str]] = None) -> Any:
+    """The Keras model with batch size 1 (the Edge TPU needs a static batch), in inference mode."""
+    fresh_session()
     return load_model(h5_path, lambda_sources=lambda_functions, batch_size=1)
 
 
@@ -37,8 +44,9 @@ def load_folded_keras_model(h5_path: str, lambda_functions: Optional[Mapping[str
     original = load_keras_model(h5_path, lambda_functions)
     config, objects = prepared_config(h5_path, lambda_functions, batch_size=1)
     folded_config, weights, removed = fold_batch_norms(config, layer_weights(original))
-    model = tensorflow().keras.models.model_from_json(json.dumps(folded_config),
-                                                      custom_objects=objects)
+    del original
+    model = fresh_session().keras.models.model_from_json(json.dumps(folded_config),
+                                                         custom_objects=objects)
     for layer in model.layers:
         if layer.name in weights and weights[layer.name]:
             layer.set_weights(weights[layer.name])
