@@ -13,17 +13,26 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Sequence, Tuple
 
+from facenet_edgetpu.core.errors import PipelineError
+
 FLOAT32 = 0  # TensorType.FLOAT32 of the TFLite schema
 
 
-class ModelEditError(ValueError):
-    """The model is not a float TFLite model this module can edit."""
+class ModelEditError(PipelineError, ValueError):
+    """The model cannot be edited here; the message says why and what to do."""
 
 
 def _schema() -> Tuple[Any, Any]:
-    from tensorflow.lite.python import schema_py_generated
-    from tensorflow.lite.tools import flatbuffer_utils
+    try:
+        from tensorflow.lite.python import schema_py_generated
+        from tensorflow.lite.tools import flatbuffer_utils
+    except ImportError:
+        import tensorflow as tf
 
+        raise ModelEditError(
+            "TensorFlow {} cannot edit TFLite flatbuffers (TF 2.x can): run this stage in the "
+            "modern image (params.yaml runner.stages, docs/containers.md)".format(
+                tf.__version__)) from None
     return flatbuffer_utils, schema_py_generated
 
 
