@@ -101,15 +101,15 @@ def table(rows: List[Measurement]) -> str:
     return "\n".join(lines)
 
 
-def run(repo: str, skip_naive: bool, log: str) -> Dict[str, object]:
+def run(repo: str, skip_naive: bool, log: str, toolchain_command: List[str]
+        ) -> Dict[str, object]:
     env = dict(os.environ, DVC_NO_ANALYTICS="1", TF_CPP_MIN_LOG_LEVEL="2")
     python = sys.executable
     work = tempfile.mkdtemp(prefix="facenet-bench-")
     try:
         copy_repository(repo, work)
         machine = machine_line()
-        setup = [measure("toolchain", [python, "-m", "facenet_edgetpu", "toolchain"], work, env,
-                         log),
+        setup = [measure("toolchain", [python] + toolchain_command, work, env, log),
                  measure("fetch_inputs", [python, "-m", "dvc", "repro", "--single-item",
                                           "fetch_inputs"], work, env, log)]
         if any(step.status for step in setup):
@@ -147,12 +147,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--repo", default=REPO, help="the repository to benchmark")
     parser.add_argument("--skip-naive", action="store_true", help="skip the seed's naive path")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--toolchain-command", default="-m facenet_edgetpu toolchain",
+                        help="python arguments that write toolchain.yaml (another for an older "
+                             "tree: -m stages.toolchain)")
     parser.add_argument("--log", default=os.path.join(tempfile.gettempdir(), "facenet-bench.log"),
                         help="where the commands' output goes (default: %(default)s)")
     args = parser.parse_args(argv)
     if os.path.exists(args.log):
         os.remove(args.log)
-    figures = run(os.path.abspath(args.repo), args.skip_naive, args.log)
+    figures = run(os.path.abspath(args.repo), args.skip_naive, args.log,
+                  args.toolchain_command.split())
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(figures, handle, indent=2, sort_keys=True)

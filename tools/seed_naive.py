@@ -16,7 +16,8 @@ import numpy as np
 
 
 def main(repo: str, out: str) -> None:
-    sys.path.insert(0, repo)
+    """Convert with the inputs of the pipeline copy `repo` (its h5, crops and params)."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import tensorflow as tf
 
     from facenet_edgetpu.core.params import load_params
