@@ -1,4 +1,5 @@
-"""Build the registry-free toolchain image: `make image-local` (or `python docker/build_local_image.py`).
+"""Build the registry-free toolchain image: `make image-local`
+(or `python docker/build_local_image.py`).
 
 No container registry is needed, only Debian's package mirror and the Python package index:
 

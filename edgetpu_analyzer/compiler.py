@@ -51,7 +51,7 @@ def compiler_major(version: str) -> int:
     try:
         return int(version.split(".")[0])
     except ValueError:
-        raise CompilerUnusableError("cannot read a major version from {!r}".format(version))
+        raise CompilerUnusableError("cannot read a major version from {!r}".format(version)) from None
 
 
 def run_with_time_limit(command: List[str], limit: float, cwd: Optional[str] = None
@@ -80,10 +80,10 @@ def query_compiler_version(compiler_path: str, timeout: float = VERSION_QUERY_TI
         status, text = run_with_time_limit([compiler_path, "--version"], timeout)
     except subprocess.TimeoutExpired:
         raise CompilerUnusableError("{} --version did not answer within {:.0f} s and was "
-                                    "stopped".format(compiler_path, timeout))
+                                    "stopped".format(compiler_path, timeout)) from None
     except OSError as error:
         raise CompilerUnusableError("cannot run {} --version: {}".format(
-            compiler_path, error.strerror or error))
+            compiler_path, error.strerror or error)) from error
     match = VERSION_LINE.search(text)
     if match is None:
         lines = [line.strip() for line in text.splitlines() if line.strip()]

@@ -85,14 +85,14 @@ def parse_result_text(text: str, name: str) -> Tuple[CompileResult, str]:
             return CompileResult.from_dict(json.loads(text)), KIND_JSON
         except (ValueError, TypeError) as error:
             raise InputError("{} is JSON but not a compile result: {}".format(
-                name, _one_line(error)))
+                name, _one_line(error))) from error
     try:
         # A fatal-error run prints neither the summary nor a table: that too is stdout.
         if _STDOUT_ONLY_LINE.search(text) or not _TABLE_HEADER.search(text):
             return parse_compiler_stdout(text), KIND_STDOUT
         return parse_operation_log(text), KIND_LOG
     except CompilerOutputError as error:
-        raise InputError("{}: {}".format(name, _one_line(error)))
+        raise InputError("{}: {}".format(name, _one_line(error))) from error
 
 
 class LocalFiles:
@@ -112,9 +112,9 @@ class LocalFiles:
             with open(path, "r", encoding="utf-8") as handle:
                 return handle.read()
         except UnicodeDecodeError:
-            raise InputError("{} is not a text file".format(path))
+            raise InputError("{} is not a text file".format(path)) from None
         except OSError as error:
-            raise InputError("cannot read {}: {}".format(path, error.strerror or error))
+            raise InputError("cannot read {}: {}".format(path, error.strerror or error)) from error
 
     def join(self, *parts: str) -> str:
         return os.path.join(*parts)
@@ -128,13 +128,13 @@ class RevisionFiles:
             from dvc.api import DVCFileSystem
         except ImportError:
             raise InputError("reading git revision {} needs DVC installed (pip install dvc)"
-                             .format(label))
+                             .format(label)) from None
         self.label = label
         try:
             self.fs = DVCFileSystem(repo_root, rev=commit)
         except Exception as error:  # DVC raises many types; the user needs one line
             raise InputError("cannot open {} at {} with DVC: {}".format(
-                repo_root, label, _one_line(error)))
+                repo_root, label, _one_line(error))) from error
 
     def isdir(self, path: str) -> bool:
         return self._ask(self.fs.isdir, path)
@@ -151,7 +151,7 @@ class RevisionFiles:
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
-            raise InputError("{} at {} is not a text file".format(path, self.label))
+            raise InputError("{} at {} is not a text file".format(path, self.label)) from None
 
     def join(self, *parts: str) -> str:
         return posixpath.join(*parts)
@@ -162,7 +162,7 @@ class RevisionFiles:
         except Exception as error:  # missing cache objects, unreachable remotes, ...
             raise InputError("cannot read {} at {} through DVC ({}: {}); is it in the DVC "
                              "cache (dvc fetch)?".format(path, self.label,
-                                                         type(error).__name__, _one_line(error)))
+                                                         type(error).__name__, _one_line(error))) from error
 
 
 def load_from_directory(files, directory: str) -> Tuple[CompileResult, str, str]:
@@ -199,7 +199,7 @@ def _read_yaml(files, path: str, where: str) -> Any:
     try:
         return yaml.safe_load(files.read_text(path))
     except yaml.YAMLError as error:
-        raise InputError("{} is not valid YAML: {}".format(where, _one_line(error)))
+        raise InputError("{} is not valid YAML: {}".format(where, _one_line(error))) from error
 
 
 def stage_outputs(files, root: str) -> List[Tuple[str, str]]:
@@ -248,7 +248,7 @@ def toolchain_from_lock(text: str, where: str, stage: str) -> Optional[Dict[str,
     try:
         lock = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise InputError("{} is not valid YAML: {}".format(where, _one_line(error)))
+        raise InputError("{} is not valid YAML: {}".format(where, _one_line(error))) from error
     recorded = ((lock or {}).get("stages") or {}).get(stage) if isinstance(lock, dict) else None
     params = (recorded or {}).get("params") or {}
     toolchain = {}
@@ -329,7 +329,7 @@ def load_side(argument: str, repo: str, compile_dir: Optional[str]) -> LoadedSid
     try:
         directory, stage = find_compile_output(revision_files, "", compile_dir)
     except InputError as error:
-        raise InputError("git revision {}: {}".format(label, error))
+        raise InputError("git revision {}: {}".format(label, error)) from error
     if not revision_files.isdir(directory):
         raise InputError("git revision {} has no {}/ (no compile result committed through "
                          "DVC at that revision)".format(label, directory))

@@ -207,9 +207,10 @@ def load_corpus(directory: str) -> List[CorpusPair]:
             manifest = json.load(handle)
     except OSError as error:
         raise CorpusError("{}: cannot read the manifest: {}".format(
-            path, error.strerror or error))
+            path, error.strerror or error)) from error
     except ValueError as error:
-        raise CorpusError("{}: not valid JSON ({})".format(path, str(error).splitlines()[0]))
+        raise CorpusError("{}: not valid JSON ({})".format(
+            path, str(error).splitlines()[0])) from error
     entries = manifest.get("pairs") if isinstance(manifest, dict) else manifest
     if not isinstance(entries, list) or not entries:
         raise CorpusError("{}: expected a non-empty list of pairs (or {{\"pairs\": [...]}})"
@@ -225,9 +226,9 @@ def read_real_output(path: str) -> CompileResult:
             text = handle.read()
         return parse_result_text(text, path)[0]
     except (OSError, UnicodeDecodeError) as error:
-        raise CorpusError("{}: cannot read the compiler output: {}".format(path, error))
+        raise CorpusError("{}: cannot read the compiler output: {}".format(path, error)) from error
     except InputError as error:
-        raise CorpusError(str(error))
+        raise CorpusError(str(error)) from error
 
 
 # --- which flags the real compilation used ----------------------------------------------------

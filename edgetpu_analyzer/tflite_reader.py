@@ -283,7 +283,7 @@ def read_model(path: str) -> ModelInfo:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as error:
-        raise ModelReadError("{}: cannot read: {}".format(path, error.strerror or error))
+        raise ModelReadError("{}: cannot read: {}".format(path, error.strerror or error)) from error
     return read_model_bytes(data, path)
 
 
@@ -297,8 +297,8 @@ def read_model_bytes(data: bytes, path: str = "<bytes>") -> ModelInfo:
     try:
         return _parse(path, data)
     except ModelReadError as error:
-        raise ModelReadError("{}: damaged TFLite file: {}".format(path, error))
+        raise ModelReadError("{}: damaged TFLite file: {}".format(path, error)) from error
     except (IndexError, struct.error, ValueError, TypeError, AttributeError,
             OverflowError, UnicodeDecodeError) as error:
         raise ModelReadError("{}: damaged or truncated TFLite file ({}: {})".format(
-            path, type(error).__name__, str(error)[:120] or "no detail"))
+            path, type(error).__name__, str(error)[:120] or "no detail")) from error

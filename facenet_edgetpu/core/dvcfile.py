@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
 import yaml
 
@@ -66,9 +66,9 @@ def load_stages(repo: str, params: Mapping[str, Any]) -> Dict[str, StageSpec]:
         with open(path, "r", encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
     except OSError as error:
-        raise DvcFileError("cannot read {}: {}".format(path, error.strerror or error))
+        raise DvcFileError("cannot read {}: {}".format(path, error.strerror or error)) from error
     except yaml.YAMLError as error:
-        raise DvcFileError("{} is not valid YAML: {}".format(path, error))
+        raise DvcFileError("{} is not valid YAML: {}".format(path, error)) from error
     stages = (data or {}).get("stages") if isinstance(data, dict) else None
     if not isinstance(stages, dict):
         raise DvcFileError("{} has no `stages:` mapping".format(path))
@@ -77,12 +77,15 @@ def load_stages(repo: str, params: Mapping[str, Any]) -> Dict[str, StageSpec]:
         if not isinstance(raw, dict) or not isinstance(raw.get("cmd"), str):
             raise DvcFileError("{}: stage {} has no `cmd` string".format(path, name))
 
-        def paths(keys: Any) -> List[str]:
-            return [_normal(interpolate(entry_path(entry), params))
-                    for key in keys for entry in raw.get(key) or []]
         specs[name] = StageSpec(name, " ".join(interpolate(raw["cmd"], params).split()),
-                                paths(["deps"]), paths(OUTPUT_KEYS), list(raw.get("params") or []))
+                                _paths(raw, ("deps",), params), _paths(raw, OUTPUT_KEYS, params),
+                                list(raw.get("params") or []))
     return specs
+
+
+def _paths(stage: Mapping[str, Any], keys: Sequence[str], params: Mapping[str, Any]) -> List[str]:
+    return [_normal(interpolate(entry_path(entry), params))
+            for key in keys for entry in stage.get(key) or []]
 
 
 def load_stage(repo: str, name: str, params: Mapping[str, Any]) -> StageSpec:

@@ -57,7 +57,8 @@ class Field(object):
                 PARAMS_FILE, key, self.describe(), value, type(value).__name__, PARAMS_FILE))
         if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if not isinstance(value, self.kind) or (self.kind in (int, float) and isinstance(value, bool)):
+        if not isinstance(value, self.kind) or (
+                self.kind in (int, float) and isinstance(value, bool)):
             raise wrong
         if self.choices is not None and value not in self.choices:
             raise wrong
@@ -78,7 +79,7 @@ def load_params(path: str = PARAMS_FILE) -> Dict[str, Any]:
         try:
             data = yaml.safe_load(handle)
         except yaml.YAMLError as error:
-            raise ParamsError("{} is not valid YAML: {}".format(path, error))
+            raise ParamsError("{} is not valid YAML: {}".format(path, error)) from error
     if not isinstance(data, dict):
         raise ParamsError("{} must hold a mapping of sections, found {}.".format(
             path, type(data).__name__))

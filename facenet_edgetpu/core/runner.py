@@ -130,10 +130,10 @@ def docker(args: Sequence[str], timeout: float = 120) -> subprocess.CompletedPro
     except FileNotFoundError:
         raise RunnerError("params.yaml sets runner.kind: docker, but the `docker` command is "
                           "not installed. Install Docker Engine (https://docs.docker.com/engine/"
-                          "install/) or set runner.kind: local.")
+                          "install/) or set runner.kind: local.") from None
     except subprocess.TimeoutExpired:
         raise RunnerError("`docker {}` did not answer within {:.0f} s: is the Docker engine "
-                          "hung?".format(" ".join(args), timeout))
+                          "hung?".format(" ".join(args), timeout)) from None
 
 
 def check_engine() -> None:
@@ -262,7 +262,7 @@ def run_options(image_id: str, mounts: Mapping[str, Mount], workdir: str,
 
 
 def container_toolchain(image: str, repo: str = ".") -> Dict[str, str]:
-    """The toolchain as the image sees it (`python -m facenet_edgetpu toolchain --print` inside it)."""
+    """The toolchain as the image sees it (`python -m facenet_edgetpu toolchain --print` in it)."""
     identity = image_identity(image)
     repo = os.path.abspath(repo)
     command = run_options(identity, {repo: Mount(repo, True)}, repo) + [

@@ -79,7 +79,7 @@ def compiler_version(compiler: str) -> str:
         raise PipelineError(
             "params.yaml compile.compiler is {!r}, and {}. Set compile.compiler to the path of "
             "edgetpu_compiler, or to its name (edgetpu_compiler) to run it from PATH or predict "
-            "its output where it is not installed.".format(compiler, error))
+            "its output where it is not installed.".format(compiler, error)) from error
 
 
 def current_toolchain(compiler: str) -> Dict[str, str]:
@@ -142,12 +142,13 @@ def recorded_toolchain(path: str = TOOLCHAIN_FILE) -> Dict[str, Dict[str, str]]:
         return {}
     except yaml.YAMLError as error:
         raise PipelineError("{} is not valid YAML ({}): delete it and run `python -m "
-                            "facenet_edgetpu toolchain`".format(path, error))
+                            "facenet_edgetpu toolchain`".format(path, error)) from error
     return recorded if isinstance(recorded, dict) else {}
 
 
 def toolchain_text(toolchain: Mapping[str, Any]) -> str:
-    header = ("# Written by `python -m facenet_edgetpu toolchain` (make repro runs it); do not edit.\n"
+    header = ("# Written by `python -m facenet_edgetpu toolchain` (make repro runs it); do not "
+              "edit.\n"
               "# One section per stage: the versions it runs with, where its runner puts it.\n"
               "# Every stage depends on its own section (dvc.yaml), so a change reruns it.\n")
     return header + yaml.safe_dump(dict(toolchain), default_flow_style=False, sort_keys=True)

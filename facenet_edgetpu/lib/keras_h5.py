@@ -74,7 +74,8 @@ def read_model_config(h5_path: str) -> Dict[str, Any]:
     try:
         config = json.loads(raw)
     except ValueError as error:
-        raise KerasFileError("{}: 'model_config' is not valid JSON ({})".format(h5_path, error))
+        raise KerasFileError("{}: 'model_config' is not valid JSON ({})".format(
+            h5_path, error)) from error
     if not isinstance(config, dict) or "class_name" not in config or "config" not in config:
         raise KerasFileError("{}: 'model_config' is not a Keras model config".format(h5_path))
     return config

@@ -68,7 +68,8 @@ def comment_body(base: str, head: str = ".", repo: str = ".") -> str:
         try:
             sides.append(oplog_diff.load_side(argument, repo, directory))
         except oplog_diff.InputError as error:
-            raise PublishError("the {} compile result ({}): {}".format(label, argument, error))
+            raise PublishError("the {} compile result ({}): {}".format(
+                label, argument, error)) from error
     difference = diff_results(sides[0].result, sides[1].result, sides[0].toolchain,
                               sides[1].toolchain)
     lines = [MARKER, "## Edge TPU pipeline report", ""]

@@ -58,10 +58,10 @@ def declared_pipeline(repo: str) -> Pipeline:
             stages = list(dvc_repo.index.stages)
     except ImportError:
         raise PublishError("the publishing commands need DVC: install requirements/dev.lock "
-                           "(make .venv/.installed)")
+                           "(make .venv/.installed)") from None
     except Exception as error:  # DVC raises many types; the user needs one line
         raise PublishError("cannot read the pipeline in {} with DVC: {}".format(
-            os.path.abspath(repo), one_line(error)))
+            os.path.abspath(repo), one_line(error))) from error
     outs = {stage.name: [posixpath.normpath(out.def_path) for out in stage.outs]
             for stage in stages}
     metrics = sorted(posixpath.normpath(out.def_path)
@@ -108,7 +108,7 @@ def is_predicted(repo: str, result_path: str) -> bool:
             result = json.load(handle)
     except ValueError as error:
         raise PublishError("{} is not valid JSON ({}): {}".format(
-            result_path, one_line(error), RERUN_HINT))
+            result_path, one_line(error), RERUN_HINT)) from error
     if not isinstance(result, dict) or not isinstance(result.get("predicted"), bool):
         raise PublishError("{} has no true/false `predicted` field: is it a compile result "
                            "of this pipeline? {}".format(result_path, RERUN_HINT))

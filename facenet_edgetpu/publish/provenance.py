@@ -50,9 +50,9 @@ def read_yaml(repo: str, name: str, hint: str) -> Dict[str, Any]:
         with open(path, "r", encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
     except FileNotFoundError:
-        raise PublishError("{} is missing: {}".format(name, hint))
+        raise PublishError("{} is missing: {}".format(name, hint)) from None
     except yaml.YAMLError as error:
-        raise PublishError("{} is not valid YAML: {}".format(name, one_line(error)))
+        raise PublishError("{} is not valid YAML: {}".format(name, one_line(error))) from error
     if not isinstance(data, dict):
         raise PublishError("{} does not hold a mapping: {}".format(name, hint))
     return data
@@ -123,7 +123,8 @@ def input_dependencies(repo: str, params: Mapping[str, Any],
     if not model or not os.path.isfile(os.path.join(repo, model)):
         raise PublishError("the input model {!r} (params.yaml inputs.model) is missing: run "
                            "`make pull` or `make repro`".format(model))
-    dependencies.append({"name": model, "digest": {"sha256": sha256_file(os.path.join(repo, model))}})
+    dependencies.append({"name": model,
+                         "digest": {"sha256": sha256_file(os.path.join(repo, model))}})
     photos = str(inputs.get("photos", ""))
     photos_md5 = lock_output_hash(lock, photos) if photos else None
     if photos_md5:

@@ -68,7 +68,7 @@ def _import_repo():
         from dvc.repo import Repo
     except ImportError:
         raise PublishError("pushing and pulling need DVC with dvc-s3 / dvc-ssh: install "
-                           "requirements/dev.lock (make .venv/.installed)")
+                           "requirements/dev.lock (make .venv/.installed)") from None
     return Repo
 
 
@@ -81,7 +81,7 @@ def default_remote(root: str = ".") -> Remote:
             remotes = repo.config["remote"]
     except Exception as error:  # DVC raises many types; the user needs one line
         raise PublishError("cannot read the DVC configuration of {}: {}".format(
-            os.path.abspath(root), one_line(error)))
+            os.path.abspath(root), one_line(error))) from error
     if not name:
         raise PublishError(NO_REMOTE.format(root=os.path.abspath(root)))
     if name not in remotes:
@@ -136,7 +136,7 @@ def _run(operation: str, remote: Remote, root: str, action) -> Any:
         except KeyboardInterrupt:
             raise
         except Exception as error:  # DVC raises many types; classify them by what was said
-            raise explain(operation, remote, collector.messages + [str(error)])
+            raise explain(operation, remote, collector.messages + [str(error)]) from error
 
 
 def run_cache_entries(repo) -> List[Tuple[str, str]]:
@@ -147,7 +147,8 @@ def run_cache_entries(repo) -> List[Tuple[str, str]]:
         return entries
     for prefix in sorted(os.listdir(root)):
         for key in sorted(os.listdir(os.path.join(root, prefix))):
-            entries += [(key, value) for value in sorted(os.listdir(os.path.join(root, prefix, key)))]
+            entries += [(key, value)
+                        for value in sorted(os.listdir(os.path.join(root, prefix, key)))]
     return entries
 
 

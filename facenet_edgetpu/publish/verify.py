@@ -32,10 +32,11 @@ def load_statement(path: str) -> Dict[str, Any]:
             statement = json.load(handle)
     except FileNotFoundError:
         raise PublishError("{} is missing: a bundle holds its provenance statement there; "
-                           "write the bundle again with `make publish`".format(path))
+                           "write the bundle again with `make publish`".format(path)) from None
     except (ValueError, UnicodeDecodeError) as error:
         raise PublishError("{} is not JSON ({}): the provenance statement is damaged; take it "
-                           "from the original bundle again".format(path, one_line(error)))
+                           "from the original bundle again".format(
+                               path, one_line(error))) from error
     if not isinstance(statement, dict) or statement.get("_type") != provenance.STATEMENT_TYPE:
         raise PublishError("{} is not an in-toto statement (_type must be {})".format(
             path, provenance.STATEMENT_TYPE))
@@ -95,7 +96,7 @@ def _extract(archive: str, destination: str) -> str:
             tar.extractall(destination, members=members)
     except (tarfile.TarError, EOFError, OSError) as error:
         raise PublishError("{} is not a readable .tar.gz bundle: {}".format(
-            archive, one_line(error)))
+            archive, one_line(error))) from error
     tops = sorted(os.listdir(destination))
     if len(tops) != 1 or not os.path.isdir(os.path.join(destination, tops[0])):
         raise PublishError("{} should hold one bundle folder, holds {}".format(

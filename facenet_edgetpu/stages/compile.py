@@ -81,7 +81,7 @@ def usable_compiler(compiler: str) -> Optional[str]:
     try:
         return find_compiler(compiler)
     except CompilerUnusableError as error:
-        raise CompileStageError(_set_compiler_hint(compiler, error))
+        raise CompileStageError(_set_compiler_hint(compiler, error)) from error
 
 
 def _set_compiler_hint(compiler: str, error: Exception) -> str:
@@ -125,7 +125,7 @@ def run_compiler(model_path: str, work_dir: str, params: Dict[str, Any],
     try:
         version = query_compiler_version(compiler_path)
     except CompilerUnusableError as error:
-        raise CompileStageError(_set_compiler_hint(params["compiler"], error))
+        raise CompileStageError(_set_compiler_hint(params["compiler"], error)) from error
     model_name = os.path.basename(model_path)
     command = compiler_command(compiler_path, version, model_name, params["min_runtime_version"],
                                params["show_operations"], params["timeout_sec"])
@@ -140,9 +140,9 @@ def run_compiler(model_path: str, work_dir: str, params: Dict[str, Any],
             raise CompileStageError(
                 "edgetpu_compiler {} did not finish within {} s and was stopped; raise "
                 "compile.timeout_sec in params.yaml if the model is large".format(
-                    version, limit))
+                    version, limit)) from None
         except OSError as error:
-            raise CompileStageError("cannot run {}: {}".format(compiler_path, error))
+            raise CompileStageError("cannot run {}: {}".format(compiler_path, error)) from error
         if returncode != 0:
             raise CompileStageError("edgetpu_compiler {} failed (exit status {}):\n{}".format(
                 version, returncode, _failure_summary(text)))
@@ -150,7 +150,7 @@ def run_compiler(model_path: str, work_dir: str, params: Dict[str, Any],
             result = parse_compiler_stdout(text)
         except CompilerOutputError as error:
             raise CompileStageError("cannot read what edgetpu_compiler printed: {}\n{}".format(
-                error, _failure_summary(text)))
+                error, _failure_summary(text))) from error
         if not result.succeeded:
             raise CompileStageError("edgetpu_compiler {} failed:\n{}".format(
                 version, result.fatal_error))
@@ -167,7 +167,7 @@ def run_compiler(model_path: str, work_dir: str, params: Dict[str, Any],
         try:
             operation_log = parse_operation_log(log_text)
         except CompilerOutputError as error:
-            raise CompileStageError("cannot read {}: {}".format(names["log"], error))
+            raise CompileStageError("cannot read {}: {}".format(names["log"], error)) from error
         if not result.operators:
             # Without --show_operations the table is only in the .log file.
             result.operators = operation_log.operators
@@ -199,7 +199,7 @@ def predict_outputs(model_path: str, work_dir: str, params: Dict[str, Any]) -> C
                               params["min_runtime_version"],
                               display_path=os.path.basename(model_path))
     except (ModelReadError, ValueError) as error:
-        raise CompileStageError("cannot predict the compile result: {}".format(error))
+        raise CompileStageError("cannot predict the compile result: {}".format(error)) from error
     stdout_text = render_compiler_stdout(result, params["show_operations"],
                                          params["timeout_sec"])
     if not result.succeeded:

@@ -215,7 +215,8 @@ def members_under(archive: tarfile.TarFile, prefix: str) -> Iterator[Tuple[tarfi
                 member.name, "link" if (member.issym() or member.islnk()) else "special file"))
         wanted.append((member.name, member))
     for name, member in sorted(wanted, key=lambda item: item[0]):
-        yield member, safe_relative_path(name, prefix) if name != prefix else posixpath.basename(name)
+        yield member, (safe_relative_path(name, prefix) if name != prefix
+                       else posixpath.basename(name))
 
 
 def _copy_member(archive: tarfile.TarFile, member: tarfile.TarInfo, destination: str) -> None:
