@@ -7,7 +7,8 @@
    own child process, and reads its wall time and peak resident memory from `os.wait4` (the
    largest process of the stage's process tree, which is the stage's Python);
 3. times a no-op `dvc repro`, then a calibration experiment
-   (`dvc exp run -S representative_dataset.max_samples=10`);
+   (`dvc exp run -S representative_dataset.max_samples=10`), and prints the models' CPU
+   latency (tools/latency.py);
 4. runs the seed article's path on the same inputs as one script (tools/seed_naive.py: load
    the h5, convert with a representative-dataset generator, nothing cached) and prints the
    ratio of its time to the pipeline's.
@@ -133,6 +134,14 @@ def run(repo: str, skip_naive: bool, log: str, toolchain_command: List[str]
             rows.append(naive)
         print("Machine: " + machine)
         print(table(rows))
+        models = [os.path.join(work, "models", name) for name in
+                  ("facenet_float.tflite", "facenet_keras.tflite")]
+        existing = [path for path in models if os.path.exists(path)]
+        if existing:
+            print("\nCPU latency on this machine:")
+            sys.stdout.flush()
+            subprocess.run([python, os.path.join(REPO, "tools", "latency.py")] + existing,
+                           env=env, check=False)
         if naive is not None and naive.status == 0 and total.seconds > 0:
             print("\nThe seed's naive path took {:.1f}x the pipeline's stages after fetch_inputs "
                   "({:.1f} s vs {:.1f} s).".format(naive.seconds / total.seconds, naive.seconds,
