@@ -27,6 +27,7 @@ against A (see edgetpu_analyzer.diff for the exact rule), 2 for bad arguments or
 """
 from __future__ import annotations
 
+import abc
 import argparse
 import json
 import os
@@ -35,7 +36,7 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 import yaml
 
@@ -95,7 +96,34 @@ def parse_result_text(text: str, name: str) -> Tuple[CompileResult, str]:
         raise InputError("{}: {}".format(name, _one_line(error))) from error
 
 
-class LocalFiles:
+class FileTree(abc.ABC):
+    """Where a compile result is looked for: the file system, or a git revision."""
+
+    @abc.abstractmethod
+    def isdir(self, path: str) -> bool:
+        """True for an existing directory."""
+
+    @abc.abstractmethod
+    def isfile(self, path: str) -> bool:
+        """True for an existing file."""
+
+    @abc.abstractmethod
+    def listdir(self, path: str) -> List[str]:
+        """Names in a directory, sorted."""
+
+    @abc.abstractmethod
+    def read_text(self, path: str) -> str:
+        """A UTF-8 text file's content (InputError when it cannot be read)."""
+
+    @abc.abstractmethod
+    def join(self, *parts: str) -> str:
+        """A path made of parts, with this tree's separator."""
+
+
+_Answer = TypeVar("_Answer")
+
+
+class LocalFiles(FileTree):
     """Files of the file system, for arguments that are paths."""
 
     def isdir(self, path: str) -> bool:
@@ -120,7 +148,7 @@ class LocalFiles:
         return os.path.join(*parts)
 
 
-class RevisionFiles:
+class RevisionFiles(FileTree):
     """Files of one git revision, DVC-tracked ones included, read without a checkout."""
 
     def __init__(self, repo_root: str, commit: str, label: str) -> None:
@@ -137,17 +165,19 @@ class RevisionFiles:
                 repo_root, label, _one_line(error))) from error
 
     def isdir(self, path: str) -> bool:
-        return self._ask(self.fs.isdir, path)
+        found: bool = self._ask(self.fs.isdir, path)
+        return found
 
     def isfile(self, path: str) -> bool:
-        return self._ask(self.fs.isfile, path)
+        found: bool = self._ask(self.fs.isfile, path)
+        return found
 
     def listdir(self, path: str) -> List[str]:
         return sorted(posixpath.basename(entry.rstrip("/"))
                       for entry in self._ask(self.fs.ls, path, detail=False))
 
     def read_text(self, path: str) -> str:
-        data = self._ask(self.fs.read_bytes, path)
+        data: bytes = self._ask(self.fs.read_bytes, path)
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
@@ -156,16 +186,16 @@ class RevisionFiles:
     def join(self, *parts: str) -> str:
         return posixpath.join(*parts)
 
-    def _ask(self, operation, path: str, **options):
+    def _ask(self, operation: Callable[..., _Answer], path: str, **options: Any) -> _Answer:
         try:
             return operation(path, **options)
         except Exception as error:  # missing cache objects, unreachable remotes, ...
             raise InputError("cannot read {} at {} through DVC ({}: {}); is it in the DVC "
-                             "cache (dvc fetch)?".format(path, self.label,
-                                                         type(error).__name__, _one_line(error))) from error
+                             "cache (dvc fetch)?".format(path, self.label, type(error).__name__,
+                                                         _one_line(error))) from error
 
 
-def load_from_directory(files, directory: str) -> Tuple[CompileResult, str, str]:
+def load_from_directory(files: FileTree, directory: str) -> Tuple[CompileResult, str, str]:
     """(result, file used, kind) from a compile output directory.
 
     compile_result.json is preferred (it knows whether the result was predicted, and has the
@@ -189,20 +219,20 @@ def load_from_directory(files, directory: str) -> Tuple[CompileResult, str, str]
     raise InputError("{} holds no {}, {} or .log file".format(directory, RESULT_FILE, STDOUT_FILE))
 
 
-def holds_result(files, directory: str) -> bool:
+def holds_result(files: FileTree, directory: str) -> bool:
     return files.isdir(directory) and any(
         name in (RESULT_FILE, STDOUT_FILE) or name.endswith("_edgetpu.log")
         for name in files.listdir(directory))
 
 
-def _read_yaml(files, path: str, where: str) -> Any:
+def _read_yaml(files: FileTree, path: str, where: str) -> Any:
     try:
         return yaml.safe_load(files.read_text(path))
     except yaml.YAMLError as error:
         raise InputError("{} is not valid YAML: {}".format(where, _one_line(error))) from error
 
 
-def stage_outputs(files, root: str) -> List[Tuple[str, str]]:
+def stage_outputs(files: FileTree, root: str) -> List[Tuple[str, str]]:
     """(stage, output path) of every stage of the project's dvc.yaml, in file order."""
     dvc_yaml = files.join(root, DVC_FILE) if root else DVC_FILE
     if not files.isfile(dvc_yaml):
@@ -219,7 +249,8 @@ def stage_outputs(files, root: str) -> List[Tuple[str, str]]:
     return found
 
 
-def find_compile_output(files, root: str, compile_dir: Optional[str]) -> Tuple[str, Optional[str]]:
+def find_compile_output(files: FileTree, root: str, compile_dir: Optional[str]
+                        ) -> Tuple[str, Optional[str]]:
     """(directory, stage that writes it or None) of the compile result inside a project."""
     where = root or "the revision's root"
     if not files.isfile(files.join(root, DVC_FILE) if root else DVC_FILE) and not compile_dir:
@@ -258,7 +289,7 @@ def toolchain_from_lock(text: str, where: str, stage: str) -> Optional[Dict[str,
     return dict(sorted(toolchain.items())) or None
 
 
-def _lock_toolchain(files, lock_path: str, where: str, stage: Optional[str]
+def _lock_toolchain(files: FileTree, lock_path: str, where: str, stage: Optional[str]
                     ) -> Tuple[Optional[Dict[str, str]], str]:
     """(toolchain, phrase saying where it came from) for one side."""
     if stage is None:
