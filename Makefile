@@ -42,8 +42,12 @@ fuzz: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python tools/bench.py
 
+# Static checks (tests/test_lint.py and test_production_image.py run them in `make test` too):
+# Python 3.7 syntax and library, ruff (E, F, B), mypy --strict on the analyzer package.
 lint: $(INSTALLED)
 	$(BIN)/vermin -t=3.7- --no-tips --violations --eval-annotations facenet_edgetpu edgetpu_analyzer
+	$(BIN)/ruff check facenet_edgetpu edgetpu_analyzer tests docker tools
+	$(BIN)/mypy edgetpu_analyzer
 
 # Re-resolve the locks after editing requirements/*.in (needs pip-tools: pip install pip-tools).
 lock:

@@ -51,7 +51,8 @@ def compiler_major(version: str) -> int:
     try:
         return int(version.split(".")[0])
     except ValueError:
-        raise CompilerUnusableError("cannot read a major version from {!r}".format(version)) from None
+        raise CompilerUnusableError(
+            "cannot read a major version from {!r}".format(version)) from None
 
 
 def run_with_time_limit(command: List[str], limit: float, cwd: Optional[str] = None

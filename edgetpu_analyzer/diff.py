@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from edgetpu_analyzer.result import STATUS_MAPPED, CompileResult, format_size
 
@@ -41,20 +41,21 @@ VERDICT_UNCHANGED = "unchanged"    # nothing differs
 VERDICT_CHANGED = "changed"        # something differs, but nothing the rule judges
 
 # (CompileResult attribute, label as the compiler words it, kind of value).
-OPERATION_FIELDS = (
+FieldSpec = Tuple[str, str, str]
+OPERATION_FIELDS: Tuple[FieldSpec, ...] = (
     ("total_operations", "total operations", "count"),
     ("operations_on_edgetpu", "operations on Edge TPU", "count"),
     ("operations_on_cpu", "operations on CPU", "count"),
     ("edgetpu_subgraphs", "Edge TPU subgraphs", "count"),
 )
-MEMORY_FIELDS = (
+MEMORY_FIELDS: Tuple[FieldSpec, ...] = (
     ("on_chip_memory_used_bytes", "on-chip memory used", "bytes"),
     ("on_chip_memory_remaining_bytes", "on-chip memory remaining", "bytes"),
     # Only compiler 2.0 prints "available" (instead of "remaining"); shown only when present.
     ("on_chip_memory_available_bytes", "on-chip memory available", "bytes"),
     ("off_chip_memory_bytes", "off-chip memory used", "bytes"),
 )
-SIZE_FIELDS = (
+SIZE_FIELDS: Tuple[FieldSpec, ...] = (
     ("input_size_bytes", "input model size", "bytes"),
     ("output_size_bytes", "output model size", "bytes"),
 )
@@ -204,7 +205,7 @@ class OplogDiff:
 
 def row_counts(result: CompileResult) -> Dict[Tuple[str, str], int]:
     """Operations per (operator, status); rows repeated in a table are added up."""
-    counts = {}  # type: Dict[Tuple[str, str], int]
+    counts: Dict[Tuple[str, str], int] = {}
     for row in result.operators:
         key = (row.operator, row.status)
         counts[key] = counts.get(key, 0) + row.count
@@ -227,22 +228,26 @@ def status_moves(rows: List[RowChange]) -> List[StatusMove]:
     moved; the rest were removed or added. With several losing and gaining statuses the log
     cannot tell which went where, so they are paired in sorted status order.
     """
-    by_operator = {}  # type: Dict[str, List[RowChange]]
+    by_operator: Dict[str, List[RowChange]] = {}
     for row in rows:
         by_operator.setdefault(row.operator, []).append(row)
-    moves = []  # type: List[StatusMove]
+    moves: List[StatusMove] = []
     for operator in sorted(by_operator):
-        losses = [[row.status, -row.change] for row in by_operator[operator] if row.change < 0]
-        gains = [[row.status, row.change] for row in by_operator[operator] if row.change > 0]
+        losing = [row for row in by_operator[operator] if row.change < 0]
+        gaining = [row for row in by_operator[operator] if row.change > 0]
+        # Operations of each losing / gaining row not yet paired with a move.
+        unpaired_lost = [-row.change for row in losing]
+        unpaired_gained = [row.change for row in gaining]
         loss_index = gain_index = 0
-        while loss_index < len(losses) and gain_index < len(gains):
-            moved = min(losses[loss_index][1], gains[gain_index][1])
-            moves.append(StatusMove(operator, moved, losses[loss_index][0], gains[gain_index][0]))
-            losses[loss_index][1] -= moved
-            gains[gain_index][1] -= moved
-            if losses[loss_index][1] == 0:
+        while loss_index < len(losing) and gain_index < len(gaining):
+            moved = min(unpaired_lost[loss_index], unpaired_gained[gain_index])
+            moves.append(StatusMove(operator, moved, losing[loss_index].status,
+                                    gaining[gain_index].status))
+            unpaired_lost[loss_index] -= moved
+            unpaired_gained[gain_index] -= moved
+            if unpaired_lost[loss_index] == 0:
                 loss_index += 1
-            if gains[gain_index][1] == 0:
+            if unpaired_gained[gain_index] == 0:
                 gain_index += 1
     return moves
 
@@ -256,7 +261,8 @@ def mapped_operations(result: CompileResult) -> Optional[int]:
     return None
 
 
-def _values(fields, a: CompileResult, b: CompileResult, always: bool = True) -> List[ValueChange]:
+def _values(fields: Sequence[FieldSpec], a: CompileResult, b: CompileResult,
+            always: bool = True) -> List[ValueChange]:
     values = []
     for name, label, unit in fields:
         value_a, value_b = getattr(a, name), getattr(b, name)
@@ -411,7 +417,7 @@ def _fatal_summary(text: Optional[str]) -> str:
     return " / ".join(telling)
 
 
-def _sides_lacking(value_a, value_b) -> str:
+def _sides_lacking(value_a: object, value_b: object) -> str:
     return " and ".join(side for side, value in (("A", value_a), ("B", value_b))
                         if value is None)
 

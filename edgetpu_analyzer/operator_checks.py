@@ -17,7 +17,7 @@ Evidence for each constant is in rules.py.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Set, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from edgetpu_analyzer import rules
 from edgetpu_analyzer.result import (
@@ -324,7 +324,7 @@ def _squeeze(ctx: OperatorContext) -> Optional[Verdict]:
     if ctx.runtime > 12 or first is None or not ctx.outputs:
         return None
 
-    def strip_leading_ones(shape):
+    def strip_leading_ones(shape: Sequence[int]) -> List[int]:
         shape = list(shape)
         while shape and shape[0] == 1:
             shape.pop(0)

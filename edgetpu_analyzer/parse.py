@@ -114,21 +114,19 @@ def parse_operator_table(lines: List[str]) -> Optional[List[OperatorRow]]:
     Rows are read until the first line that is neither blank nor a row, so text after the
     table (shell prompts, annotations) is ignored.
     """
-    rows = None  # type: Optional[List[OperatorRow]]
-    in_table = False
+    rows: Optional[List[OperatorRow]] = None
+    reading: Optional[List[OperatorRow]] = None  # the table being read; None outside tables
     for line in lines:
         if _TABLE_HEADER.match(line):
-            rows, in_table = [], True
+            rows = reading = []
             continue
-        if not in_table:
-            continue
-        if not line.strip():
+        if reading is None or not line.strip():
             continue
         match = _TABLE_ROW.match(line)
         if not match:
-            in_table = False
+            reading = None
             continue
-        rows.append(OperatorRow(match.group(1), _integer(match.group(2), line), match.group(3)))
+        reading.append(OperatorRow(match.group(1), _integer(match.group(2), line), match.group(3)))
     return rows
 
 
@@ -175,7 +173,7 @@ def parse_compiler_stdout(text: str) -> CompileResult:
             errors.append(line.strip())
 
     failed_after_success = (final_status == "failed" and compiled_at is not None
-                            and final_status_at > compiled_at)
+                            and final_status_at is not None and final_status_at > compiled_at)
     if compiled_at is None or failed_after_success:
         if not errors:
             raise CompilerOutputError(
@@ -183,33 +181,35 @@ def parse_compiler_stdout(text: str) -> CompileResult:
                 "'Model compiled successfully' nor an error message")
         result.fatal_error = "\n".join(errors)
         return result
-    if result.total_operations is None:
+    total = result.total_operations
+    if total is None:
         raise CompilerOutputError(
             "edgetpu_compiler output is incomplete: no 'Total number of operations' line")
 
     rows = parse_operator_table(body)
     result.operators = rows or []
-    _fill_operation_counts(result, body)
+    _fill_operation_counts(result, body, total)
     return result
 
 
-def _fill_operation_counts(result: CompileResult, body: List[str]) -> None:
-    """Derive the Edge TPU / CPU counts the compiler leaves out when everything maps."""
+def _fill_operation_counts(result: CompileResult, body: List[str], total: int) -> None:
+    """Derive the Edge TPU / CPU counts the compiler leaves out when everything maps
+    (`total`: the "Total number of operations" line)."""
     mapped_in_table = sum(row.count for row in result.operators if row.status == STATUS_MAPPED)
     if result.operations_on_edgetpu is None:
         partial = any("not all operations are supported" in line for line in body)
         if result.operators:
             result.operations_on_edgetpu = mapped_in_table
         elif not partial:
-            result.operations_on_edgetpu = result.total_operations
+            result.operations_on_edgetpu = total
     if result.operations_on_cpu is None and result.operations_on_edgetpu is not None:
-        result.operations_on_cpu = result.total_operations - result.operations_on_edgetpu
+        result.operations_on_cpu = total - result.operations_on_edgetpu
     if result.operators:
         listed = sum(row.count for row in result.operators)
-        if listed != result.total_operations:
+        if listed != total:
             result.notes.append(
                 "operator table lists {} operations but the summary says {}".format(
-                    listed, result.total_operations))
+                    listed, total))
 
 
 def parse_operation_log(text: str) -> CompileResult:

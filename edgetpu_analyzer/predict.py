@@ -23,7 +23,7 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Set
+from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from tflite.utils import BUILTIN_OPCODE2NAME
 
@@ -31,8 +31,8 @@ from edgetpu_analyzer import rules
 from edgetpu_analyzer.memory import constant_buffers, estimate_memory, parameter_blocks
 from edgetpu_analyzer.operator_checks import Verdict, operator_verdict
 from edgetpu_analyzer.result import (
-    STATUS_MAPPED, STATUS_MORE_THAN_ONE_SUBGRAPH, CompileResult, ExecutedOperator, format_size,
-    group_rows)
+    STATUS_MAPPED, STATUS_MORE_THAN_ONE_SUBGRAPH, CompileResult, ExecutedOperator, OperatorRow,
+    format_size, group_rows)
 from edgetpu_analyzer.tflite_reader import ModelInfo, OperatorInfo, read_model
 
 PREDICTOR_NAME = "edgetpu_analyzer"
@@ -156,8 +156,12 @@ def fatal_error(model: ModelInfo, profile: rules.CompilerProfile) -> Optional[st
 # 3. Partitioning
 
 
+# (status, why; "" when mapped): a Verdict once partitioning has settled every status.
+Placement = Tuple[str, str]
+
+
 def partition(model: ModelInfo, verdicts: List[Verdict],
-              multiple_subgraphs: bool = False) -> List[Verdict]:
+              multiple_subgraphs: bool = False) -> List[Placement]:
     """Final (status, reason) per operator under the single-subgraph rule.
 
     Documented: the compiler makes one Edge TPU custom op (MI, quoted in ge#663) [DOC];
@@ -176,7 +180,7 @@ def partition(model: ModelInfo, verdicts: List[Verdict],
     """
     from_edgetpu: Set[int] = set()  # tensors computed from the Edge TPU part
     cut_by: Dict[int, OperatorInfo] = {}  # such tensors passed through a CPU op: which
-    final: List[Verdict] = []
+    final: List[Placement] = []
     for op, (status, reason) in zip(model.operators, verdicts):
         inputs = set(op.inputs)
         cutters = [cut_by[index] for index in op.inputs if index in cut_by]
@@ -278,14 +282,15 @@ def predict(model: ModelInfo, compiler_version: str = rules.DEFAULT_COMPILER_VER
     return result
 
 
-def _fill_operations(result: CompileResult, model: ModelInfo, final: List[Verdict]) -> None:
+def _fill_operations(result: CompileResult, model: ModelInfo, final: List[Placement]) -> None:
     """Execution order, table and counts from the final verdicts."""
     for op, (status, reason) in zip(model.operators, final):
         result.execution_order.append(ExecutedOperator(
             index=op.index, operator=op.name, version=op.version, status=status,
             reason=reason or None,
             parameter_bytes=sum(constant_buffers(op, model).values())))
-    result.operators = group_rows((op.operator, op.status) for op in result.execution_order)
+    result.operators = group_rows(
+        (op.name, status) for op, (status, _) in zip(model.operators, final))
     result.total_operations = len(model.operators)
     result.operations_on_edgetpu = sum(
         1 for op in result.execution_order if op.status == STATUS_MAPPED)
@@ -332,7 +337,8 @@ def _add_notes(result: CompileResult, model: ModelInfo) -> None:
         "'Compilation failed due to large activation tensors' is not predicted.")
 
 
-def execution_order_from_table(model: ModelInfo, rows) -> List[ExecutedOperator]:
+def execution_order_from_table(model: ModelInfo, rows: Iterable[OperatorRow]
+                               ) -> List[ExecutedOperator]:
     """The model's operators in execution order, with the status a real compiler's table
     implies: known when every operator of that type shares one status (and the counts agree),
     None otherwise. Used to give real compile results the order predictions have."""

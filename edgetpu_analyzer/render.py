@@ -9,7 +9,7 @@ PREDICTION_MARKER so it cannot be mistaken for compiler output.
 """
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 from edgetpu_analyzer.result import (
     PREDICTION_MARKER, CompileResult, OperatorRow, format_size)
@@ -40,7 +40,7 @@ def render_operator_table(rows: List[OperatorRow]) -> List[str]:
     return lines
 
 
-def _size(value) -> str:
+def _size(value: Optional[int]) -> str:
     return format_size(value or 0)
 
 

@@ -11,7 +11,7 @@ such as "7.04MiB", so they are exact only to the printed precision.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 # The per-operator statuses exactly as the compiler prints them
 # (shared/reference/edgetpu-status-strings.txt beside the repository; facts sheet section 5).
@@ -134,9 +134,9 @@ class CompileResult:
         return cls(**values)
 
 
-def group_rows(operators_and_statuses) -> List[OperatorRow]:
+def group_rows(operators_and_statuses: Iterable[Tuple[str, str]]) -> List[OperatorRow]:
     """Count (operator, status) pairs into table rows, in order of first appearance."""
-    counts = {}  # type: Dict[tuple, int]
+    counts: Dict[Tuple[str, str], int] = {}
     for operator, status in operators_and_statuses:
         counts[(operator, status)] = counts.get((operator, status), 0) + 1
     return [OperatorRow(operator, count, status) for (operator, status), count in counts.items()]

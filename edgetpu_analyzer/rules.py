@@ -328,8 +328,13 @@ LEGACY_BUILTIN_CODE_LIMIT = 127
 
 
 def _release(text: str) -> Optional[Tuple[int, int]]:
+    """(major, minor) of a release in OP_VERSION_TF_RELEASE; None for "-" (never released)."""
     if text == "-":
         return None
+    return _major_minor(text)
+
+
+def _major_minor(text: str) -> Tuple[int, int]:
     major, minor = text.split(".")[:2]
     return int(major), int(minor)
 
@@ -354,7 +359,7 @@ def max_known_builtin_code(profile: CompilerProfile, codes_by_name: Dict[str, in
     version 1 (or first released version) predates its bundled TF [INF from ge#862]."""
     highest = LEGACY_BUILTIN_CODE_LIMIT - 1
     for name, releases in OP_VERSION_TF_RELEASE.items():
-        first = next(_release(text) for text in releases.split() if text != "-")
+        first = _major_minor(next(text for text in releases.split() if text != "-"))
         code = codes_by_name.get(name)
         if code is not None and first <= profile.bundled_tflite:
             highest = max(highest, code)

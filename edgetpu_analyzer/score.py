@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from edgetpu_analyzer.diff import row_counts
-from edgetpu_analyzer.oplog_diff import InputError, parse_result_text
 from edgetpu_analyzer.predict import predict
 from edgetpu_analyzer.result import STATUS_MAPPED, STATUS_MORE_THAN_ONE_SUBGRAPH, CompileResult
+from edgetpu_analyzer.result_sources import InputError, parse_result_text
 from edgetpu_analyzer.tflite_reader import ModelInfo, ModelReadError, read_model
 
 MANIFEST = "manifest.json"

@@ -12,12 +12,18 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
 import tflite
 from tflite.utils import BUILTIN_OPCODE2NAME
+
+if TYPE_CHECKING:
+    # numpy.typing exists from numpy 1.20; the Python 3.7 image has 1.18, so annotations only.
+    import numpy.typing as npt
+
+    BufferView = npt.NDArray[np.uint8]
 
 _TFLITE_IDENTIFIER = b"TFL3"
 
@@ -81,9 +87,9 @@ class ModelInfo:
     outputs: Tuple[int, ...]
     subgraph_count: int
     metadata: Dict[str, bytes]
-    _buffer_views: List[Optional[np.ndarray]] = field(default_factory=list, repr=False)
+    _buffer_views: List[Optional[BufferView]] = field(default_factory=list, repr=False)
 
-    def constant_array(self, tensor_index: int) -> Optional[np.ndarray]:
+    def constant_array(self, tensor_index: int) -> Optional[npt.NDArray[Any]]:
         """The constant value of a tensor as a flat numpy view, or None if it is not constant
         or of a type the rules never read."""
         if tensor_index < 0:
@@ -144,13 +150,15 @@ _OPTIONS_TYPE_NAMES = {
 
 def _read_options(operator: Any) -> Dict[str, Any]:
     type_name = _OPTIONS_TYPE_NAMES.get(operator.BuiltinOptionsType())
-    wanted = _OPTION_READERS.get(type_name or "")
-    table = operator.BuiltinOptions() if wanted else None
+    if type_name not in _OPTION_READERS:
+        return {}
+    wanted = _OPTION_READERS[type_name]
+    table = operator.BuiltinOptions()
     if table is None:
         return {}
     options = getattr(tflite, type_name)()
     options.Init(table.Bytes, table.Pos)
-    values = {}  # type: Dict[str, Any]
+    values: Dict[str, Any] = {}
     for key in wanted:
         if key == "new_shape":
             values[key] = [int(options.NewShape(j)) for j in range(options.NewShapeLength())]
@@ -159,8 +167,8 @@ def _read_options(operator: Any) -> Dict[str, Any]:
     return values
 
 
-def _buffer_views(model: Any, data: bytes) -> List[Optional[np.ndarray]]:
-    views = []  # type: List[Optional[np.ndarray]]
+def _buffer_views(model: Any, data: bytes) -> List[Optional[BufferView]]:
+    views: List[Optional[BufferView]] = []
     for index in range(model.BuffersLength()):
         buffer = model.Buffers(index)
         offset = buffer.Offset()
@@ -259,8 +267,9 @@ def _parse(path: str, data: bytes) -> ModelInfo:
     for index in range(model.MetadataLength()):
         entry = model.Metadata(index)
         buffer_index = int(entry.Buffer())
-        if 0 <= buffer_index < len(views) and views[buffer_index] is not None:
-            metadata[_decode(entry.Name())] = views[buffer_index][:64].tobytes()
+        view = views[buffer_index] if 0 <= buffer_index < len(views) else None
+        if view is not None:
+            metadata[_decode(entry.Name())] = view[:64].tobytes()
 
     return ModelInfo(
         path=path, file_size=len(data), operator_codes=codes, tensors=tensors,
