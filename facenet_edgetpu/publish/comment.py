@@ -12,7 +12,7 @@ import subprocess
 import sys
 from typing import List
 
-from edgetpu_analyzer import oplog_diff
+from edgetpu_analyzer import result_sources
 from edgetpu_analyzer.diff import VERDICT_UNCHANGED, OplogDiff, diff_results, render_markdown
 from facenet_edgetpu.publish import layout
 from facenet_edgetpu.publish.errors import PublishError, one_line
@@ -66,8 +66,8 @@ def comment_body(base: str, head: str = ".", repo: str = ".") -> str:
         if not os.path.isabs(argument) and os.path.isdir(os.path.join(repo, argument)):
             argument = os.path.normpath(os.path.join(repo, argument))
         try:
-            sides.append(oplog_diff.load_side(argument, repo, directory))
-        except oplog_diff.InputError as error:
+            sides.append(result_sources.load_side(argument, repo, directory))
+        except result_sources.InputError as error:
             raise PublishError("the {} compile result ({}): {}".format(
                 label, argument, error)) from error
     difference = diff_results(sides[0].result, sides[1].result, sides[0].toolchain,
