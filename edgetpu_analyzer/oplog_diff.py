@@ -28,7 +28,8 @@ import argparse
 import sys
 from typing import List, Optional
 
-from edgetpu_analyzer.diff import diff_results, render_json, render_markdown, render_text
+from edgetpu_analyzer.diff import diff_results
+from edgetpu_analyzer.diff_render import render_json, render_markdown, render_text
 from edgetpu_analyzer.result_sources import InputError, load_side
 
 EXIT_OK = 0

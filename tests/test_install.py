@@ -23,7 +23,8 @@ from typing import Dict, List
 
 import pytest
 
-from edgetpu_analyzer.diff import diff_results, render_json
+from edgetpu_analyzer.diff import diff_results
+from edgetpu_analyzer.diff_render import render_json
 from edgetpu_analyzer.oplog_diff import EXIT_REGRESSION
 from edgetpu_analyzer.result_sources import parse_result_text
 from edgetpu_analyzer.result import CompileResult

@@ -20,7 +20,8 @@ import pytest
 from edgetpu_analyzer import oplog_diff
 from edgetpu_analyzer.diff import (
     VERDICT_CHANGED, VERDICT_IMPROVEMENT, VERDICT_REGRESSION, VERDICT_UNCHANGED, RowChange,
-    diff_results, render_text, status_moves)
+    diff_results, status_moves)
+from edgetpu_analyzer.diff_render import render_text
 from edgetpu_analyzer.parse import parse_compiler_stdout, parse_operation_log
 from edgetpu_analyzer.result import STATUS_MAPPED, CompileResult, OperatorRow
 

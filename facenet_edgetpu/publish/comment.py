@@ -13,7 +13,8 @@ import sys
 from typing import List
 
 from edgetpu_analyzer import result_sources
-from edgetpu_analyzer.diff import VERDICT_UNCHANGED, OplogDiff, diff_results, render_markdown
+from edgetpu_analyzer.diff import VERDICT_UNCHANGED, OplogDiff, diff_results
+from edgetpu_analyzer.diff_render import render_markdown
 from facenet_edgetpu.publish import layout
 from facenet_edgetpu.publish.errors import PublishError, one_line
 
