@@ -28,9 +28,10 @@ test: $(INSTALLED)
 	$(BIN)/python -m pytest
 
 # The quick loop while editing: no TensorFlow conversion, no pipeline run, no Docker, no
-# browser, no download (markers in pyproject.toml; tests/conftest.py applies them).
+# browser, no download, no fuzzing (markers in pyproject.toml; tests/conftest.py applies them;
+# a -m on the command line replaces the one in addopts, so fuzz and publish are named here).
 test-fast: $(INSTALLED)
-	$(BIN)/python -m pytest -m "not slow and not docker and not browser and not network"
+	$(BIN)/python -m pytest -m "not slow and not docker and not browser and not network and not fuzz and not publish"
 
 # The coverage-guided fuzzers (tests/fuzz) of the parsers users feed files to, FUZZ_SECONDS
 # each; fails on any crash other than the parser's documented error.

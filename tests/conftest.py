@@ -14,11 +14,22 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
+from facenet_edgetpu.core import runner
 from facenet_edgetpu.stages import fetch_inputs
 from facenet_edgetpu.core.params import load_params
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The pipeline runs of the tests use fewer faces than the defaults (about 55 instead of 105, 20
+# calibration faces instead of 80): every stage still runs on the real model and photos, in
+# about half the time. Dotted params.yaml keys, applied by copy_repository.
+TEST_PARAMS = {
+    "crop_faces.max_faces": 30,
+    "crop_faces.min_faces": 20,
+    "representative_dataset.max_samples": 20,
+}
 
 
 # Fixture -> the marker every test using it (directly or through other fixtures) gets.
@@ -35,6 +46,42 @@ FIXTURE_MARKERS = {
     "docker_image": "docker",
     "chromium": "browser",
 }
+
+
+# The container tests: the registry-free image (make image-local), required where this is 1
+# (.ci/run sets it), skipped with the reason elsewhere.
+REQUIRE_ENV = "FACENET_REQUIRE_DOCKER"
+IMAGE = runner.DEFAULT_IMAGE
+
+
+def docker_problem(image=IMAGE):
+    """Why the container tests cannot run here, or None."""
+    if shutil.which("docker") is None:
+        return "no `docker` command on this machine"
+    done = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True)
+    if done.returncode != 0:
+        return "no Docker engine reachable ({})".format(runner.last_line(done.stderr))
+    if image and subprocess.run(["docker", "image", "inspect", image], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL).returncode != 0:
+        return "image {} is missing: build it with `make image-local`".format(image)
+    return None
+
+
+def require_docker(image=IMAGE):
+    problem = docker_problem(image)
+    if problem:
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail("{} ({}=1: the container tests are mandatory here)".format(
+                problem, REQUIRE_ENV))
+        pytest.skip(problem)
+
+
+@pytest.fixture(scope="session")
+def docker_image():
+    require_docker()
+    return IMAGE
 
 
 def pytest_collection_modifyitems(items):
@@ -78,8 +125,20 @@ def facenet_h5(default_inputs):
     return default_inputs[0]
 
 
+def set_params(folder, values):
+    """Set dotted keys ("inputs.model") in the folder's params.yaml."""
+    path = os.path.join(folder, "params.yaml")
+    params = load_params(path)
+    for dotted, value in values.items():
+        section, key = dotted.split(".")
+        params[section][key] = value
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(params, handle)
+
+
 def copy_repository(destination):
-    """Copy the project's files (tracked and untracked, not ignored) into a fresh git repo."""
+    """Copy the project's files (tracked and untracked, not ignored) into a fresh git repo, with
+    TEST_PARAMS in its params.yaml."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                             cwd=REPO, stdout=subprocess.PIPE, check=True).stdout
     for relative in sorted(set(filter(None, listed.decode().split("\0")))):
@@ -97,6 +156,7 @@ def copy_repository(destination):
             shutil.rmtree(path)
         elif os.path.exists(path):
             os.remove(path)
+    set_params(destination, TEST_PARAMS)
     return destination
 
 

@@ -9,12 +9,11 @@ import shlex
 import shutil
 import subprocess
 import sys
-from typing import Any, Iterator, List, Mapping
+from typing import Any, Iterator, List
 
 import h5py
 import numpy as np
 import pytest
-import yaml
 
 from facenet_edgetpu.core import dvcfile
 from facenet_edgetpu.core.params import load_params
@@ -37,17 +36,6 @@ def make_pipeline_folder(folder: str) -> str:
     done = run([sys.executable, "-m", "facenet_edgetpu", "toolchain"], folder)
     assert done.returncode == 0, done.stdout
     return folder
-
-
-def set_params(folder: str, values: Mapping[str, Any]) -> None:
-    """Set dotted keys ("inputs.model") in the folder's params.yaml."""
-    path = os.path.join(folder, "params.yaml")
-    params = load_params(path)
-    for dotted, value in values.items():
-        section, key = dotted.split(".")
-        params[section][key] = value
-    with open(path, "w", encoding="utf-8") as handle:
-        yaml.safe_dump(params, handle)
 
 
 def stage_argv(folder: str, stage: str, module_entry: bool = False) -> List[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 import os
-from typing import Iterable, Iterator, List, Optional, Set
+from typing import Iterable, Iterator, Optional, Set
 
 
 def module_file(repo: str, dotted: str) -> Optional[str]:

@@ -151,10 +151,11 @@ def write_metrics(repo, mapped):
            json.dumps({"edgetpu": {"mapped_operations": mapped}}, sort_keys=True) + "\n")
 
 
-def make_repo(repo, kind, tflite_bytes, params_source=os.path.join(REPO, "params.yaml")):
+def make_repo(repo, kind, tflite_bytes, params_source=None):
     """A git + DVC repository holding the stand-in pipeline, reproduced and committed."""
     os.makedirs(repo)
-    with open(params_source, "r", encoding="utf-8") as handle:
+    with open(params_source or os.path.join(REPO, "params.yaml"), "r",
+              encoding="utf-8") as handle:
         fetch = yaml.safe_load(handle)["fetch_inputs"]
     params = {"inputs": {"model": "models/facenet_keras.h5", "photos": "data/photos"},
               "fetch_inputs": fetch, "runner": {"kind": "local"}}

@@ -23,50 +23,12 @@ import pytest
 import yaml
 
 from facenet_edgetpu.core import runner
-from tests.conftest import REPO, copy_repository, pipeline_env, run
-
-REQUIRE_ENV = "FACENET_REQUIRE_DOCKER"
-IMAGE = runner.DEFAULT_IMAGE
-
+from tests.conftest import (
+    IMAGE, REPO, copy_repository, pipeline_env, run, set_params)
 
 # ------------------------------------------------------------------------------------------
 # Helpers shared with test_container_pipeline.py
 # ------------------------------------------------------------------------------------------
-
-def docker_problem(image=IMAGE):
-    """Why the container tests cannot run here, or None."""
-    if shutil.which("docker") is None:
-        return "no `docker` command on this machine"
-    done = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True)
-    if done.returncode != 0:
-        return "no Docker engine reachable ({})".format(runner.last_line(done.stderr))
-    if image and subprocess.run(["docker", "image", "inspect", image], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL).returncode != 0:
-        return "image {} is missing: build it with `make image-local`".format(image)
-    return None
-
-
-def require_docker(image=IMAGE):
-    problem = docker_problem(image)
-    if problem:
-        if os.environ.get(REQUIRE_ENV) == "1":
-            pytest.fail("{} ({}=1: the container tests are mandatory here)".format(
-                problem, REQUIRE_ENV))
-        pytest.skip(problem)
-
-
-def set_params(repo, **sections):
-    """Update params.yaml sections in a copy of the repo: set_params(repo, runner={...})."""
-    path = os.path.join(repo, "params.yaml")
-    with open(path, "r", encoding="utf-8") as handle:
-        params = yaml.safe_load(handle)
-    for name, values in sections.items():
-        params.setdefault(name, {}).update(values)
-    with open(path, "w", encoding="utf-8") as handle:
-        yaml.safe_dump(params, handle, sort_keys=False)
-
 
 def stages_cmd(repo, *args, env=None, check=False):
     return run([sys.executable, "-m"] + list(args), repo, check=check, env=env or pipeline_env())
@@ -79,7 +41,7 @@ def dvc(repo, *args, check=True):
 def docker_repo_copy(destination, image=IMAGE):
     """A copy of the repository set to the docker runner, toolchain written (from the image)."""
     copy_repository(destination)
-    set_params(destination, runner={"kind": "docker", "image": image})
+    set_params(destination, {"runner.kind": "docker", "runner.image": image})
     stages_cmd(destination, "facenet_edgetpu", "toolchain", check=True)
     return destination
 
@@ -95,12 +57,6 @@ def owners(root):
         for name in dirs + files:
             found.add(os.lstat(os.path.join(folder, name)).st_uid)
     return found
-
-
-@pytest.fixture(scope="session")
-def docker_image():
-    require_docker()
-    return IMAGE
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +109,8 @@ def test_a_stage_can_run_elsewhere_than_the_others():
 
 
 def test_the_runner_and_entry_point_do_not_import_tensorflow():
-    done = run([sys.executable, "-c", "import sys, facenet_edgetpu.__main__, facenet_edgetpu.core.runner; "
+    done = run([sys.executable, "-c",
+                "import sys, facenet_edgetpu.__main__, facenet_edgetpu.core.runner; "
                 "print(sorted(m for m in sys.modules if m.split('.')[0] in "
                 "('tensorflow', 'keras', 'numpy', 'cv2')))"], REPO)
     assert done.stdout.strip() == "[]"
@@ -207,7 +164,7 @@ def test_exit_codes_are_explained():
 
 def test_no_engine_gives_a_clear_error_and_touches_nothing(tmp_path):
     repo = copy_repository(str(tmp_path / "repo"))
-    set_params(repo, runner={"kind": "docker", "image": IMAGE})
+    set_params(repo, {"runner.kind": "docker", "runner.image": IMAGE})
     env = pipeline_env()
     env["DOCKER_HOST"] = "unix://{}/no-engine.sock".format(tmp_path)
     for args in (["facenet_edgetpu", "crop_faces"], ["facenet_edgetpu", "toolchain"]):
@@ -222,7 +179,7 @@ def test_no_engine_gives_a_clear_error_and_touches_nothing(tmp_path):
 
 def test_no_docker_command_gives_a_clear_error(tmp_path):
     repo = copy_repository(str(tmp_path / "repo"))
-    set_params(repo, runner={"kind": "docker", "image": IMAGE})
+    set_params(repo, {"runner.kind": "docker", "runner.image": IMAGE})
     env = pipeline_env()
     env["PATH"] = str(tmp_path / "empty")
     done = stages_cmd(repo, "facenet_edgetpu", "crop_faces", env=env)
@@ -242,8 +199,8 @@ elif args[:2] == ["image", "inspect"]:
     print(json.dumps({{"Id": "sha256:" + "0" * 64, "Os": "linux", "Architecture": arch}}))
 elif args[:1] == ["run"]:
     repo = args[args.index("--workdir") + 1]
-    open(os.path.join(repo, "data", ".calibration.npy.partial-x1"), "w").write("half")
-    open(os.path.join(repo, "data", "calibration.npy"), "w").write("half")
+    os.makedirs(os.path.join(repo, "data", ".preprocessed.partial-x1"))
+    os.makedirs(os.path.join(repo, "data", "preprocessed"))
     sys.exit(137)
 elif args[:1] == ["inspect"]:
     print("false")
@@ -253,7 +210,7 @@ elif args[:1] == ["inspect"]:
 def test_a_killed_stage_leaves_no_partial_or_output_behind(tmp_path):
     """With a fake docker CLI (no engine needed): the runner's clean-up after a kill."""
     repo = copy_repository(str(tmp_path / "repo"))
-    set_params(repo, runner={"kind": "docker", "image": IMAGE})
+    set_params(repo, {"runner.kind": "docker", "runner.image": IMAGE})
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
     (fake_bin / "docker").write_text(FAKE_DOCKER.format(python=sys.executable))
@@ -265,7 +222,7 @@ def test_a_killed_stage_leaves_no_partial_or_output_behind(tmp_path):
     done = stages_cmd(repo, "facenet_edgetpu", "representative_dataset", env=env)
     assert done.returncode == 1
     assert "representative_dataset was killed (SIGKILL)" in done.stdout, done.stdout
-    assert not os.path.exists(os.path.join(repo, "data", "calibration.npy"))
+    assert not os.path.exists(os.path.join(repo, "data", "preprocessed"))
     # the run's temporary file is gone; one that was there before the run is not its to remove
     assert partials(os.path.join(repo, "data")) == [".unrelated.partial-old"]
 
@@ -355,23 +312,24 @@ def test_the_same_image_reruns_nothing_and_a_different_image_reruns_the_stages(s
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
     assert build.returncode == 0, build.stdout
     try:
-        set_params(scratch_repo, runner={"image": derived})
+        set_params(scratch_repo, {"runner.image": derived})
         changed = stages_cmd(scratch_repo, "facenet_edgetpu", "toolchain", check=True).stdout
         assert "runtime docker sha256:" in changed and runner.image_identity(derived) in changed
-        status = dvc(scratch_repo, "status", "--json", "--with-deps", "representative_dataset").stdout
+        status = dvc(scratch_repo, "status", "--json", "--with-deps",
+                     "representative_dataset").stdout
         stale = json.loads(status[status.index("{"):])
         assert {"crop_faces", "representative_dataset"} <= set(stale)
         assert "fetch_inputs" not in stale        # runs on the host, no toolchain key
     finally:
         subprocess.run(["docker", "image", "rm", "--force", derived], stdout=subprocess.DEVNULL)
-    set_params(scratch_repo, runner={"image": IMAGE})
+    set_params(scratch_repo, {"runner.image": IMAGE})
     stages_cmd(scratch_repo, "facenet_edgetpu", "toolchain", check=True)
     status = dvc(scratch_repo, "status", "--json", "--with-deps", "representative_dataset").stdout
     assert json.loads(status[status.index("{"):]) == {}
 
 
 def test_a_missing_image_says_how_to_build_it(scratch_repo):
-    set_params(scratch_repo, runner={"image": "facenet-edgetpu-local:no-such-tag"})
+    set_params(scratch_repo, {"runner.image": "facenet-edgetpu-local:no-such-tag"})
     for args in (["facenet_edgetpu", "crop_faces"], ["facenet_edgetpu", "toolchain"]):
         done = stages_cmd(scratch_repo, *args)
         assert done.returncode == 1 and "is not in the local Docker engine" in done.stdout
@@ -412,7 +370,7 @@ def test_an_image_for_another_architecture_is_refused(scratch_repo):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert loaded.returncode == 0, loaded.stdout
     try:
-        set_params(scratch_repo, runner={"image": tag})
+        set_params(scratch_repo, {"runner.image": tag})
         done = stages_cmd(scratch_repo, "facenet_edgetpu", "crop_faces")
         assert done.returncode == 1, done.stdout
         assert "is built for linux/{}".format(foreign) in done.stdout
@@ -422,7 +380,7 @@ def test_an_image_for_another_architecture_is_refused(scratch_repo):
 
 
 def test_a_failing_stage_is_reported_and_leaves_nothing_half_written(scratch_repo):
-    set_params(scratch_repo, crop_faces={"min_faces": 100000})
+    set_params(scratch_repo, {"crop_faces.min_faces": 100000})
     done = dvc(scratch_repo, "repro", "crop_faces", check=False)
     assert done.returncode != 0
     assert "crop_faces failed" in done.stdout and "min_faces" in done.stdout, done.stdout
@@ -458,7 +416,8 @@ def container_gone(container, timeout=30):
 
 @pytest.mark.parametrize("how", ["docker kill", "SIGTERM to the runner"])
 def test_a_killed_container_is_reported_and_cleaned_up(scratch_repo, how):
-    process = subprocess.Popen([sys.executable, "-m", "facenet_edgetpu", "quantize"], cwd=scratch_repo,
+    process = subprocess.Popen([sys.executable, "-m", "facenet_edgetpu", "quantize"],
+                               cwd=scratch_repo,
                                env=pipeline_env(), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, universal_newlines=True)
     try:

@@ -42,7 +42,8 @@ def photos_subset(src, dst, per_person):
         for person in sorted(os.listdir(os.path.join(src, split))):
             os.makedirs(os.path.join(dst, split, person))
             for name in sorted(os.listdir(os.path.join(src, split, person)))[:per_person]:
-                shutil.copy(os.path.join(src, split, person, name), os.path.join(dst, split, person))
+                shutil.copy(os.path.join(src, split, person, name),
+                            os.path.join(dst, split, person))
     return dst
 
 

@@ -12,12 +12,12 @@ import os
 import shutil
 import sys
 
-import numpy as np
 import pytest
 
 from facenet_edgetpu.core.entry import STAGES
+from tests.conftest import set_params
 from tests.hostile import (
-    cut_short, keras_like_h5, make_pipeline_folder, mounted_tmpfs, partials, run, set_params,
+    cut_short, keras_like_h5, make_pipeline_folder, mounted_tmpfs, partials, run,
     stage_argv)
 
 
@@ -56,20 +56,12 @@ def val_and_train_manifest(folder):
 
 # --- the Keras model ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("stage", ["representative_dataset", "quantize", "fidelity"])
+@pytest.mark.parametrize("stage", ["representative_dataset", "float_model"])
 def test_a_model_cut_short_is_one_message_from_every_stage_that_reads_it(folder, stage):
     keras_like_h5(os.path.join(folder, "whole.h5"))
     cut_short(os.path.join(folder, "whole.h5"), os.path.join(folder, "model.h5"))
     set_params(folder, {"inputs.model": "model.h5"})
-    # What each stage checks before it opens the model: a calibration array, the crops and the
-    # quantized model (only its presence).
-    os.makedirs(os.path.join(folder, "data"))
-    os.makedirs(os.path.join(folder, "models"))
-    np.save(os.path.join(folder, "data", "calibration.npy"),
-            np.zeros((1, 160, 160, 3), np.float32))
-    val_and_train_manifest(folder)
-    with open(os.path.join(folder, "models", "facenet_keras.tflite"), "wb") as handle:
-        handle.write(b"present")
+    val_and_train_manifest(folder)  # what representative_dataset checks before the model
     message = failure(run(stage_argv(folder, stage), folder), stage)
     assert message.startswith(
         "model.h5 is cut short: it holds 1048576 bytes, but its HDF5 header says the file has "

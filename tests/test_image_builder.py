@@ -1,4 +1,5 @@
-"""Pure parts of docker/build_local_image.py (the image build itself is in test_container_pipeline)."""
+"""Pure parts of docker/build_local_image.py (the image build itself is in
+test_container_pipeline)."""
 from __future__ import annotations
 
 import importlib.util

@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 
 from edgetpu_analyzer.compiler import CompilerUnusableError, query_compiler_version
+from tests.conftest import set_params
 from tests.hostile import (
-    keras_like_h5, make_pipeline_folder, mounted_tmpfs, partials, run, set_params, stage_argv)
+    keras_like_h5, make_pipeline_folder, mounted_tmpfs, partials, run, stage_argv)
 
-CALIBRATION = os.path.join("data", "calibration.npy")
+PREPROCESSED = os.path.join("data", "preprocessed")
+FACES_ARRAY = os.path.join(PREPROCESSED, "faces.npy")
 FACES = os.path.join("data", "faces")
 # Generous bound for a started stage to reach its first write (seconds); reaching it is what the
 # tests wait for, never how long it took.
@@ -87,8 +89,9 @@ def test_kill_9_leaves_a_partial_that_the_next_run_removes(folder):
     process = start_until_partial(folder)
     process.kill()  # SIGKILL: nothing in Python runs, so the temporary file stays
     process.communicate()
-    left = partials(os.path.join(folder, "data"))
-    assert len(left) == 1 and left[0].startswith(".calibration.npy.partial-"), left
+    # the output folder's temporary sibling (and the array's temporary file inside it)
+    left = [path for path in partials(os.path.join(folder, "data")) if os.sep not in path]
+    assert len(left) == 1 and left[0].startswith(".preprocessed.partial-"), left
 
     os.remove(fifo)
     write_crops(folder, 4)
@@ -97,7 +100,7 @@ def test_kill_9_leaves_a_partial_that_the_next_run_removes(folder):
     assert "removing {}, left by an interrupted run".format(
         os.path.join(folder, "data", left[0])) in again.stdout
     assert partials(folder) == []
-    assert np.load(os.path.join(folder, CALIBRATION)).shape == (4, 160, 160, 3)
+    assert np.load(os.path.join(folder, FACES_ARRAY)).shape == (4, 160, 160, 3)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -111,7 +114,7 @@ def test_sigterm_and_ctrl_c_remove_the_partial_on_the_way_out(folder, signum):
             "representative_dataset interrupted") in output, output
     assert "Traceback" not in output
     assert partials(folder) == []
-    assert not os.path.exists(os.path.join(folder, CALIBRATION))
+    assert not os.path.exists(os.path.join(folder, PREPROCESSED))
 
 
 def test_full_disk_is_reported_as_such_and_leaves_nothing(folder):
@@ -120,12 +123,12 @@ def test_full_disk_is_reported_as_such_and_leaves_nothing(folder):
         write_crops(folder, 8)
         done = run(stage_argv(folder, "representative_dataset"), folder)
         left = partials(folder)
-        written = os.path.exists(os.path.join(folder, CALIBRATION))
+        written = os.path.exists(os.path.join(folder, PREPROCESSED))
     assert done.returncode == 1, done.stdout   # not -7 (SIGBUS), as from a memory map
     last = done.stdout.strip().splitlines()[-1]
     assert last == ("representative_dataset failed: no space left on {} (the device holding "
                     "{}): free some space and run again; nothing was recorded".format(
-                        os.path.join(folder, "data"), CALIBRATION)), done.stdout
+                        os.path.join(folder, PREPROCESSED), FACES_ARRAY)), done.stdout
     assert "Traceback" not in done.stdout
     assert left == [] and not written
 

@@ -1,6 +1,7 @@
 """params.yaml values of the wrong type or out of range stop a stage with a clear message."""
 from __future__ import annotations
 
+import importlib
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import pytest
 import yaml
 
 from facenet_edgetpu.stages import crop_faces
+from facenet_edgetpu.core.entry import STAGES
 from facenet_edgetpu.core.params import Field, ParamsError, load_params, section
 
 SCHEMA = {"count": Field(int, low=1, high=10), "ratio": Field(float, low=1.0),
@@ -17,7 +19,8 @@ SCHEMA = {"count": Field(int, low=1, high=10), "ratio": Field(float, low=1.0),
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"count": "3", "ratio": 1.5, "kind": "uint8"}, r"'s.count' must be int from 1 to 10, got '3' \(str\)"),
+    ({"count": "3", "ratio": 1.5, "kind": "uint8"},
+     r"'s.count' must be int from 1 to 10, got '3' \(str\)"),
     ({"count": 0, "ratio": 1.5, "kind": "uint8"}, r"'s.count' must be int from 1 to 10, got 0"),
     ({"count": True, "ratio": 1.5, "kind": "uint8"}, r"'s.count' must be int .* got True \(bool\)"),
     ({"count": 3, "ratio": 0.5, "kind": "uint8"}, r"'s.ratio' must be float >= 1.0, got 0.5"),
@@ -45,11 +48,25 @@ def test_missing_section_and_bad_yaml(tmp_path):
         load_params(str(bad))
 
 
-def test_the_repository_params_pass_every_stage_schema():
-    from facenet_edgetpu.stages import representative_dataset
+# (stage, the params.yaml section its SCHEMA reads): calibrate reads the size of the
+# representative dataset from representative_dataset, where users look for it.
+READERS = [(name, name) for name in STAGES if name != "calibrate"] + [
+    ("calibrate", "representative_dataset")]
+
+
+def test_the_repository_params_pass_every_stage_schema_and_every_key_is_read():
     params = load_params()
-    section("crop_faces", crop_faces.SCHEMA, params)
-    section("representative_dataset", representative_dataset.SCHEMA, params)
+    read = {}
+    for stage, name in READERS:
+        schema = getattr(importlib.import_module("facenet_edgetpu.stages." + stage), "SCHEMA",
+                         None)
+        if schema is not None:
+            section(name, schema, params, partial=True)
+            read.setdefault(name, set()).update(schema)
+    assert {"fetch_inputs", "crop_faces", "representative_dataset", "float_model", "quantize",
+            "compile"} <= set(read)
+    for name, keys in read.items():
+        assert set(params[name]) == keys, name
 
 
 def test_a_stage_with_a_bad_param_fails_cleanly_before_writing(tmp_path):
@@ -57,8 +74,8 @@ def test_a_stage_with_a_bad_param_fails_cleanly_before_writing(tmp_path):
     params["crop_faces"]["min_size"] = "big"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     shutil.copy("dvc.yaml", str(tmp_path / "dvc.yaml"))
-    subprocess.run([sys.executable, "-m", "facenet_edgetpu", "toolchain"], cwd=str(tmp_path), check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "facenet_edgetpu", "toolchain"], cwd=str(tmp_path),
+                   check=True, stdout=subprocess.DEVNULL)
     done = subprocess.run([sys.executable, "-m", "facenet_edgetpu", "crop_faces", "--photos",
                            "photos", "--faces", "faces", "--metrics", "crop_metrics.json"],
                           cwd=str(tmp_path),

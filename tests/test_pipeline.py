@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from tests.conftest import copy_repository, repro
+from tests.conftest import TEST_PARAMS, copy_repository, repro
 
 FACENET_OPERATORS = {"CONV_2D": 132, "CONCATENATION": 23, "ADD": 21, "MAX_POOL_2D": 3,
                      "MEAN": 1, "FULLY_CONNECTED": 1}
@@ -29,7 +29,8 @@ def sha256(path):
 def builtin_operator_counts(path):
     from tflite.Model import Model
     from tflite.BuiltinOperator import BuiltinOperator
-    names = {value: name for name, value in vars(BuiltinOperator).items() if not name.startswith("_")}
+    names = {value: name for name, value in vars(BuiltinOperator).items()
+             if not name.startswith("_")}
     with open(path, "rb") as handle:
         model = Model.GetRootAsModel(handle.read(), 0)
     codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
@@ -45,13 +46,14 @@ def builtin_operator_counts(path):
 def test_first_run_runs_every_stage(pipeline_repo):
     _, output = pipeline_repo
     assert stages_run(output) == sorted(
-        ["fetch_inputs", "crop_faces", "representative_dataset", "quantize", "compile", "fidelity",
-         "report"])
+        ["fetch_inputs", "crop_faces", "representative_dataset", "float_model", "float_reference",
+         "calibrate", "quantize", "compile", "fidelity", "report"])
 
 
 def test_tflite_has_uint8_io_and_facenet_operators(facenet_tflite):
     interpreter = tf.lite.Interpreter(model_path=facenet_tflite)
-    (model_input,), (model_output,) = interpreter.get_input_details(), interpreter.get_output_details()
+    (model_input,) = interpreter.get_input_details()
+    (model_output,) = interpreter.get_output_details()
     assert model_input["dtype"] == np.uint8 and model_output["dtype"] == np.uint8
     assert list(model_input["shape"]) == [1, 160, 160, 3]
     assert list(model_output["shape"]) == [1, 128]
@@ -81,7 +83,10 @@ def test_outputs_record_real_quantization_and_a_marked_prediction(pipeline_repo,
     assert metrics["size_bytes"]["keras_h5"] == 92397640
     assert metrics["size_bytes"]["tflite"] == os.path.getsize(facenet_tflite)
     assert metrics["compile"]["operations_on_cpu"] == 0
-    assert metrics["crops"]["train"] >= 75
+    assert metrics["crops"]["train"] == TEST_PARAMS["crop_faces.max_faces"]
+    ranges = json.load(open(os.path.join(repo, "models", "calibration_ranges.json")))
+    assert len(ranges["faces"]) == TEST_PARAMS["representative_dataset.max_samples"]
+    assert all(face.startswith("train/") for face in ranges["faces"])
 
 
 def test_second_repro_runs_no_stage(pipeline_repo):
@@ -99,7 +104,9 @@ def second_clean_run(tmp_path_factory, pipeline_repo):
 def test_two_clean_runs_give_byte_identical_artifacts(pipeline_repo, second_clean_run):
     first, _ = pipeline_repo
     for artifact in ("models/facenet_keras.tflite", "models/quantization.json",
-                     "data/calibration.npy", "data/faces/manifest.json",
+                     "data/preprocessed/faces.npy", "data/faces/manifest.json",
+                     "models/facenet_float.tflite", "data/float_reference/minimum.npy",
+                     "data/float_reference/embeddings.npy", "models/calibration_ranges.json",
                      "models/edgetpu/compile_result.json", "reports/metrics.json",
                      "reports/report.md", "reports/report.html", "reports/fidelity.json",
                      "reports/fidelity/embeddings.png"):
@@ -117,3 +124,17 @@ def test_changing_a_compile_param_reruns_only_compile_and_report(second_clean_ru
     assert stages_run(repro(second_clean_run)) == ["compile", "report"]
     result = json.load(open(os.path.join(second_clean_run, "models/edgetpu/compile_result.json")))
     assert result["min_runtime_version"] == 13
+
+
+def test_changing_the_calibration_size_reruns_calibration_and_what_follows_only(
+        second_clean_run):
+    params_path = os.path.join(second_clean_run, "params.yaml")
+    with open(params_path) as handle:
+        params = yaml.safe_load(handle)
+    params["representative_dataset"]["max_samples"] = 5
+    with open(params_path, "w") as handle:
+        yaml.safe_dump(params, handle)
+    assert stages_run(repro(second_clean_run)) == [
+        "calibrate", "compile", "fidelity", "quantize", "report"]
+    ranges = json.load(open(os.path.join(second_clean_run, "models", "calibration_ranges.json")))
+    assert len(ranges["faces"]) == 5

@@ -137,7 +137,7 @@ def py37_wheelhouse():
 
 
 def distribution_name(filename):
-    return re.sub(r"[-_.]+", "-", re.split(r"-\d", filename, 1)[0]).lower()
+    return re.sub(r"[-_.]+", "-", re.split(r"-\d", filename, maxsplit=1)[0]).lower()
 
 
 def test_every_locked_file_exists_for_python37_manylinux(py37_wheelhouse):
@@ -269,12 +269,14 @@ class TF115Api(object):
 def declared_tf_paths():
     """module -> the TF attribute paths its TF1_API / TF_API tuple declares (read, not imported)."""
     declared = {}
-    for path in sorted(glob.glob(os.path.join(REPO, "facenet_edgetpu", "**", "*.py"), recursive=True)):
+    for path in sorted(glob.glob(os.path.join(REPO, "facenet_edgetpu", "**", "*.py"),
+                                 recursive=True)):
         with open(path, "r", encoding="utf-8") as handle:
             tree = ast.parse(handle.read())
         for node in tree.body:
             if isinstance(node, ast.Assign) and any(
-                    isinstance(t, ast.Name) and t.id in ("TF1_API", "TF_API") for t in node.targets):
+                    isinstance(t, ast.Name) and t.id in ("TF1_API", "TF_API")
+                    for t in node.targets):
                 declared.setdefault(os.path.relpath(path, REPO), []).extend(
                     ast.literal_eval(node.value))
     return declared
@@ -298,7 +300,9 @@ def test_the_api_reader_tells_tf1_from_tf2(tf115):
 
 def test_stage_code_uses_only_names_in_the_tf115_api(tf115):
     declared = declared_tf_paths()
-    # quantize (converter) and keras_loader (loader) are the TF 1.15 path; others may join.
-    assert {"facenet_edgetpu/stages/quantize.py", "facenet_edgetpu/lib/keras_loader.py"} <= set(declared), declared
+    # the TF 1.15 path: the converter, the loader and the model helpers; others may join.
+    assert {"facenet_edgetpu/lib/converter.py", "facenet_edgetpu/lib/keras_loader.py",
+            "facenet_edgetpu/lib/keras_model.py", "facenet_edgetpu/lib/tf_compat.py"} <= set(
+                declared), declared
     missing = {module: [p for p in paths if not tf115.has(p)] for module, paths in declared.items()}
     assert not any(missing.values()), missing

@@ -17,10 +17,8 @@ import pytest
 import yaml
 
 from tests import publish_servers as servers
-from tests.conftest import copy_repository, pipeline_env, run
+from tests.conftest import copy_repository, pipeline_env, run, set_params
 from tests.test_container_pipeline import RUN_TO_RUN, output_files, sha256
-# docker_image is a fixture: imported so pytest finds it here too.
-from tests.test_container_runner import docker_image, set_params  # noqa: F401
 
 pytestmark = pytest.mark.publish
 COMPARED_STAGES = ("crop_faces", "representative_dataset", "quantize", "compile")
@@ -40,7 +38,8 @@ def pushed_image(docker_image, tmp_path_factory):
         try:
             docker("push", "--quiet", name + ":publish-test")
             inspected = docker("image", "inspect", "--format",
-                               "{{.Id}}{{range .RepoDigests}} {{.}}{{end}}", docker_image).stdout.split()
+                               "{{.Id}}{{range .RepoDigests}} {{.}}{{end}}",
+                               docker_image).stdout.split()
             reference = next(entry for entry in inspected[1:] if entry.startswith(name + "@"))
             yield reference, inspected[0]
         finally:
@@ -60,7 +59,7 @@ def test_an_engine_lacking_the_image_pulls_it_by_digest_and_the_stages_match(
     assert docker("image", "inspect", reference, host=empty_engine.host,
                   check=False).returncode != 0, "the second engine should start without it"
     repo = copy_repository(str(tmp_path / "repo"))
-    set_params(repo, runner={"kind": "docker", "image": reference})
+    set_params(repo, {"runner.kind": "docker", "runner.image": reference})
     env = pipeline_env()
     env["DOCKER_HOST"] = empty_engine.host
     run([sys.executable, "-m", "facenet_edgetpu.core.toolchain"], repo, env=env)
@@ -80,7 +79,8 @@ def test_an_engine_lacking_the_image_pulls_it_by_digest_and_the_stages_match(
     assert "models/facenet_keras.tflite" in compared
     assert "models/edgetpu/compile_result.json" in compared
     different = [path for path in sorted(compared)
-                 if sha256(os.path.join(repo, path)) != sha256(os.path.join(pipeline_repo[0], path))]
+                 if sha256(os.path.join(repo, path)) !=
+                 sha256(os.path.join(pipeline_repo[0], path))]
     assert set(compared) <= set(local) and different == []
 
 
@@ -88,7 +88,7 @@ def test_an_unreachable_registry_is_one_clear_line_and_writes_nothing(docker_ima
     digest = "sha256:" + hashlib.sha256(b"no such manifest").hexdigest()
     closed = "127.0.0.1:{}/facenet-edgetpu-local@{}".format(servers.free_ports(1)[0], digest)
     repo = copy_repository(str(tmp_path / "repo"))
-    set_params(repo, runner={"kind": "docker", "image": closed})
+    set_params(repo, {"runner.kind": "docker", "runner.image": closed})
     done = run([sys.executable, "-m", "facenet_edgetpu.core.toolchain"], repo,
                env=pipeline_env(), check=False)
     assert done.returncode == 1

@@ -18,7 +18,7 @@ import pytest
 
 from tests import publish_servers as servers
 
-STAGE = '''"""Test stage: out/ from params.yaml make.value; logs each real run in $PUBLISH_LEDGER."""
+STAGE = '''"""Test stage: out/ from params.yaml make.value; logs real runs in $PUBLISH_LEDGER."""
 import hashlib, os, yaml
 value = yaml.safe_load(open("params.yaml"))["make"]["value"]
 os.makedirs("out", exist_ok=True)

@@ -17,8 +17,8 @@ def test_current_toolchain_reports_the_real_versions():
     assert actual["tensorflow"] == tf.__version__
     assert actual["python"] == platform.python_version()
     assert actual["edgetpu_compiler"] == toolchain.PREDICTED
-    assert set(actual) == {"tensorflow", "h5py", "numpy", "opencv", "scikit-image", "tflite", "matplotlib",
-                           "python", "edgetpu_compiler", "runtime"}
+    assert set(actual) == {"tensorflow", "h5py", "numpy", "opencv", "scikit-image", "tflite",
+                           "matplotlib", "python", "edgetpu_compiler", "runtime"}
 
 
 def test_stale_keys_lists_only_the_differences():

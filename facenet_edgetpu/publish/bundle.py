@@ -64,7 +64,7 @@ def check_up_to_date(repo: str) -> None:
 def model_note(repo: str, release: layout.ReleaseFiles) -> str:
     """One sentence on the model the bundle carries; BUNDLE.md and the statement both say it."""
     result = artifacts.read_json(os.path.join(
-        repo, release.compile_dir, layout.COMPILE_RESULT))
+        repo, release.compile_dir, layout.COMPILE_RESULT), "compile")
     version = result.get("compiler_version") or "unknown"
     if release.predicted:
         return ("{} is the full-integer quantized model, NOT an Edge TPU model: no Edge TPU "

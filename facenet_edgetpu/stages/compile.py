@@ -43,7 +43,7 @@ from facenet_edgetpu.core.params import Field, section
 RESULT_FILE = "compile_result.json"
 STDOUT_FILE = "compiler_stdout.txt"
 
-PARAMS_SCHEMA = {
+SCHEMA = {
     "compiler": Field(str, low=1),
     "min_runtime_version": Field(int, low=10, high=14),
     "show_operations": Field(bool),
@@ -256,7 +256,7 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--model", required=True, help="the quantized .tflite model")
     parser.add_argument("--out", required=True, help="the folder of compile results to write")
     args = parser.parse_args(argv)
-    run(section("compile", PARAMS_SCHEMA), args.model, args.out)
+    run(section("compile", SCHEMA), args.model, args.out)
 
 
 if __name__ == "__main__":
