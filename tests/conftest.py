@@ -38,7 +38,7 @@ FIXTURE_MARKERS = {
     "py37_wheelhouse": "network",
     "pipeline_repo": "slow",
     "facenet_h5": "slow",
-    "small": "slow",              # tests/test_quantize.py: converts a small Keras model
+    "small": "slow",              # tests/test_conversion_stages.py: converts a small model
     "tiny": "slow",               # tests/test_edgetpu_predict.py: converts tiny models
     "tiny_int8_model": "slow",    # tests/test_compile_stage.py
     "predicted": "slow",          # tests/report_helpers.py: quantizes a small model

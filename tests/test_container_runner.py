@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from facenet_edgetpu.core import runner
+from tests.hostile import stage_argv
 from tests.conftest import (
     IMAGE, REPO, copy_repository, pipeline_env, run, set_params)
 
@@ -235,9 +236,12 @@ def test_stages_ran_in_the_image_and_their_outputs_are_the_invoking_users(docker
     with open(os.path.join(docker_repo, "toolchain.yaml"), encoding="utf-8") as handle:
         recorded = yaml.safe_load(handle)
     identity = runner.image_identity(IMAGE)
-    assert recorded["runtime"] == identity and identity.startswith("docker sha256:")
-    assert recorded["tensorflow"] != "absent" and recorded["python"].startswith("3.")
-    for out in ("data/faces", "data/calibration.npy", "reports/crop_metrics.json"):
+    for stage in ("crop_faces", "representative_dataset"):
+        assert recorded[stage]["runtime"] == identity, stage
+        assert recorded[stage]["python"].startswith("3."), stage
+    assert identity.startswith("docker sha256:")
+    assert recorded["float_model"]["tensorflow"] != "absent"
+    for out in ("data/faces", "data/preprocessed", "reports/crop_metrics.json"):
         path = os.path.join(docker_repo, out)
         assert os.path.exists(path), out
         assert owners(path) | {os.lstat(path).st_uid} == {os.getuid()}, out
@@ -416,12 +420,12 @@ def container_gone(container, timeout=30):
 
 @pytest.mark.parametrize("how", ["docker kill", "SIGTERM to the runner"])
 def test_a_killed_container_is_reported_and_cleaned_up(scratch_repo, how):
-    process = subprocess.Popen([sys.executable, "-m", "facenet_edgetpu", "quantize"],
-                               cwd=scratch_repo,
+    # float_model: its inputs are in scratch_repo, and loading the model takes seconds
+    process = subprocess.Popen(stage_argv(scratch_repo, "float_model"), cwd=scratch_repo,
                                env=pipeline_env(), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, universal_newlines=True)
     try:
-        container = wait_for_container("facenet-quantize-", process)
+        container = wait_for_container("facenet-float-model-", process)
         time.sleep(3)   # well into loading TensorFlow and the model
         if how == "docker kill":
             subprocess.run(["docker", "kill", container], stdout=subprocess.DEVNULL, check=True)
@@ -433,12 +437,12 @@ def test_a_killed_container_is_reported_and_cleaned_up(scratch_repo, how):
             process.kill()
     assert process.returncode == 1, output
     if how == "docker kill":
-        assert "quantize was killed (SIGKILL)" in output, output
+        assert "float_model was killed (SIGKILL)" in output, output
     else:
         assert "interrupted by signal {}".format(int(signal.SIGTERM)) in output, output
     assert "Traceback" not in output
     assert container_gone(container)
-    assert not os.path.exists(os.path.join(scratch_repo, "models", "facenet_keras.tflite"))
+    assert not os.path.exists(os.path.join(scratch_repo, "models", "facenet_float.tflite"))
     assert partials(os.path.join(scratch_repo, "models")) == []
 
 
@@ -453,7 +457,8 @@ def test_outputs_belong_to_a_non_root_invoking_user(scratch_repo):
     for out in ("data/faces", "reports/crop_metrics.json"):
         shutil.rmtree(os.path.join(scratch_repo, out), ignore_errors=True) \
             if out.endswith("faces") else os.remove(os.path.join(scratch_repo, out))
-    runner.run_stage("crop_faces", IMAGE, repo=scratch_repo, user=(uid, gid))
+    runner.run_stage("crop_faces", IMAGE, stage_argv(scratch_repo, "crop_faces")[4:],
+                     repo=scratch_repo, user=(uid, gid))
     for out in ("data/faces", "reports/crop_metrics.json"):
         path = os.path.join(scratch_repo, out)
         assert owners(path) | {os.lstat(path).st_uid} == {uid}, out

@@ -46,7 +46,7 @@ def test_untranslatable_bytecode_names_layer_shows_disassembly_and_the_fix():
     assert caught.value.layer == "Block8_6_ScaleSum"
     assert "Lambda layer 'Block8_6_ScaleSum'" in message
     assert "POP_JUMP_IF_FALSE" in message and "COMPARE_OP" in message
-    assert "quantize:\n    lambda_functions:\n      Block8_6_ScaleSum: \"lambda inputs, scale" \
+    assert "float_model:\n    lambda_functions:\n      Block8_6_ScaleSum: \"lambda inputs, scale" \
         in message
     assert "load_model(..., lambda_sources=" in message
 
@@ -193,7 +193,7 @@ def test_code_saved_by_python_311_says_so_and_how_to_supply_the_source():
         assert "qualified name 'test_code_saved_by_python_311_says_so_and_how_to_supply_the_" \
             "source.<locals>.scaled_sum'" in message
     assert "only the bytecode of Python 3.5-3.7 can be translated" in message
-    assert "quantize:\n    lambda_functions:\n      Block35_1_ScaleSum: \"lambda inputs, scale" \
+    assert "float_model:\n    lambda_functions:\n      Block35_1_ScaleSum: \"lambda inputs, scale" \
         in message
     assert "Decoded so far" not in message and "nothing" not in message
 

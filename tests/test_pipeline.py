@@ -75,7 +75,7 @@ def test_outputs_record_real_quantization_and_a_marked_prediction(pipeline_repo,
         toolchain = yaml.safe_load(handle)
     report = open(os.path.join(repo, "reports", "report.md")).read()
     metrics = json.load(open(os.path.join(repo, "reports", "metrics.json")))
-    if toolchain["edgetpu_compiler"] == "predicted":
+    if toolchain["compile"]["edgetpu_compiler"] == "predicted":
         assert "PREDICTED" in report
         assert metrics["compile"]["predicted"] is True
         stdout = open(os.path.join(repo, "models", "edgetpu", "compiler_stdout.txt")).read()

@@ -258,8 +258,20 @@ class TF115Api(object):
         return None
 
     def has(self, path):
-        ref = ("module", "tensorflow")
-        for part in path.split("."):
+        """tf.<path> as an attribute of the public API, or, for what the code imports as a
+        module (`from tensorflow.lite.python.optimize import calibrator`), the longest prefix
+        of the path that is a module of the wheel, then attributes from there."""
+        parts = path.split(".")
+        if self._resolve(("module", "tensorflow"), parts):
+            return True
+        for end in range(len(parts) - 1, 0, -1):
+            module = "tensorflow." + ".".join(parts[:end])
+            if self.module_file(module):
+                return self._resolve(("module", module), parts[end:])
+        return False
+
+    def _resolve(self, ref, parts):
+        for part in parts:
             ref = self.member(ref, part)
             if ref is None:
                 return False
@@ -296,6 +308,10 @@ def test_the_api_reader_tells_tf1_from_tf2(tf115):
     assert not tf115.has("lite.TFLiteConverter.from_keras_model")  # TF 2 only
     assert not tf115.has("lite.TFLiteConverter.no_such_method")
     assert not tf115.has("keras.no_such_module.thing")
+    # module paths, as the code imports them
+    assert tf115.has("lite.python.optimize.calibrator.Calibrator.calibrate_and_quantize")
+    assert not tf115.has("lite.python.optimize.calibrator.Calibrator.no_such_method")
+    assert not tf115.has("lite.python.convert.mlir_quantize")      # TF 2 only
 
 
 def test_stage_code_uses_only_names_in_the_tf115_api(tf115):

@@ -62,12 +62,12 @@ def test_an_engine_lacking_the_image_pulls_it_by_digest_and_the_stages_match(
     set_params(repo, {"runner.kind": "docker", "runner.image": reference})
     env = pipeline_env()
     env["DOCKER_HOST"] = empty_engine.host
-    run([sys.executable, "-m", "facenet_edgetpu.core.toolchain"], repo, env=env)
+    run([sys.executable, "-m", "facenet_edgetpu", "toolchain"], repo, env=env)
 
     pulled = docker("image", "inspect", "--format", "{{.Id}}", reference, host=empty_engine.host)
     assert pulled.stdout.strip() == image_id
     with open(os.path.join(repo, "toolchain.yaml"), "r", encoding="utf-8") as handle:
-        runtime = yaml.safe_load(handle)["runtime"]
+        runtime = yaml.safe_load(handle)["compile"]["runtime"]
     assert runtime.startswith("docker {} linux/".format(image_id))
     assert runtime.endswith(" @" + digest)
 
@@ -89,7 +89,7 @@ def test_an_unreachable_registry_is_one_clear_line_and_writes_nothing(docker_ima
     closed = "127.0.0.1:{}/facenet-edgetpu-local@{}".format(servers.free_ports(1)[0], digest)
     repo = copy_repository(str(tmp_path / "repo"))
     set_params(repo, {"runner.kind": "docker", "runner.image": closed})
-    done = run([sys.executable, "-m", "facenet_edgetpu.core.toolchain"], repo,
+    done = run([sys.executable, "-m", "facenet_edgetpu", "toolchain"], repo,
                env=pipeline_env(), check=False)
     assert done.returncode == 1
     lines = done.stdout.strip().splitlines()

@@ -47,7 +47,7 @@ def test_dataset_holds_every_crop_preprocessed_in_manifest_order(default_inputs,
 def test_a_bad_crop_leaves_no_partial_array(tmp_path):
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "bad.png").write_bytes(b"not a png")
-    path = str(tmp_path / "calibration.npy")
+    path = str(tmp_path / "faces.npy")
     with pytest.raises(faces.ImageError, match="bad.png: not a readable image"):
         representative_dataset.write_dataset(["train/bad.png"], str(tmp_path), (8, 8), "rgb", path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train"]

@@ -105,12 +105,13 @@ def _how_to_supply(layer: str, arguments: Mapping[str, Any]) -> str:
     return (
         "Supply the function as Python lambda source in params.yaml, under "
         "{key} (layer name -> lambda expression):\n"
-        "  quantize:\n"
-        "    lambda_functions:\n"
+        "  {section}:\n"
+        "    {name}:\n"
         "      {layer}: \"lambda {args}: ...\"\n"
         "(in Python: load_model(..., lambda_sources={{{layer!r}: \"lambda {args}: ...\"}})). "
         "Keras calls it as function(inputs, **arguments) with arguments={arguments}.".format(
-            key=PARAMS_KEY, layer=layer, args=args, arguments=dict(arguments)))
+            key=PARAMS_KEY, section=PARAMS_KEY.split(".")[0], name=PARAMS_KEY.split(".")[1],
+            layer=layer, args=args, arguments=dict(arguments)))
 
 
 def translate_keras_function(entry: Any, layer: str = "?", arguments: Optional[Mapping] = None,
