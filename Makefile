@@ -30,8 +30,9 @@ test: $(INSTALLED)
 # The quick loop while editing: no TensorFlow conversion, no pipeline run, no Docker, no
 # browser, no download, no fuzzing (markers in pyproject.toml; tests/conftest.py applies them;
 # a -m on the command line replaces the one in addopts, so fuzz and publish are named here).
+FAST_MARKERS := not slow and not docker and not browser and not network and not fuzz and not publish
 test-fast: $(INSTALLED)
-	$(BIN)/python -m pytest -m "not slow and not docker and not browser and not network and not fuzz and not publish"
+	$(BIN)/python -m pytest -m "$(FAST_MARKERS)"
 
 # The coverage-guided fuzzers (tests/fuzz) of the parsers users feed files to, FUZZ_SECONDS
 # each; fails on any crash other than the parser's documented error.

@@ -27,8 +27,15 @@ V15_LOG = os.path.join(DATA, "oplog_facenet_v15_edgetpu.log")
 V16_PARTIAL_STDOUT = os.path.join(DATA, "oplog_facenet_v16_partial_stdout.txt")
 V16_PARTIAL_LOG = os.path.join(DATA, "oplog_facenet_v16_partial_edgetpu.log")
 
-TOOLCHAIN = {"edgetpu_compiler": "15.0.340273435", "python": "3.11.2",
-             "runtime": "local Linux x86_64", "tflite": "2.18.0"}
+# toolchain.yaml as the pipeline writes it: one section per stage
+TOOLCHAIN = {
+    "quantize": {"python": "3.11.2", "runtime": "local Linux x86_64", "tflite": "2.18.0"},
+    "compile": {"edgetpu_compiler": "15.0.340273435", "python": "3.11.2",
+                "runtime": "local Linux x86_64", "tflite": "2.18.0"},
+}
+# ... and as the provenance statement lists it: dotted keys
+TOOLCHAIN_KEYS = {"{}.{}".format(stage, key): value for stage, keys in TOOLCHAIN.items()
+                  for key, value in keys.items()}
 
 DVC_YAML = """stages:
   fetch_inputs:
@@ -40,13 +47,14 @@ DVC_YAML = """stages:
     cmd: cp source/quantized.tflite models/facenet_keras.tflite
     deps: [source/quantized.tflite, models/facenet_keras.h5]
     params:
-      - toolchain.yaml: [python, tflite, runtime]
+      - toolchain.yaml: [quantize.python, quantize.tflite, quantize.runtime]
     outs: [models/facenet_keras.tflite]
   compile:
     cmd: rm -rf models/edgetpu && cp -r source/edgetpu models/edgetpu
     deps: [source/edgetpu, models/facenet_keras.tflite]
     params:
-      - toolchain.yaml: [python, tflite, edgetpu_compiler, runtime]
+      - toolchain.yaml: [compile.python, compile.tflite, compile.edgetpu_compiler,
+                         compile.runtime]
     outs: [models/edgetpu]
   fidelity:
     cmd: mkdir -p reports && cp source/fidelity.json reports/fidelity.json

@@ -1,6 +1,6 @@
-"""The fidelity stage's own code: its figure, its outputs and the int8 embedding loop (the
-metrics are tests/test_embedding_metrics.py's, the evaluation of a small model is in
-tests/test_conversion_stages.py, FaceNet's in tests/test_pipeline.py)."""
+"""The fidelity stage's own code: its figure, its outputs and its reading of the reference run
+(the metrics are tests/test_embedding_metrics.py's; the evaluation of a small quantized model,
+embed_int8 included, is in tests/test_conversion_stages.py, FaceNet's in tests/test_pipeline.py)."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from facenet_edgetpu.lib import interpreter, records
-from facenet_edgetpu.lib.input_quantization import model_quantize
 from facenet_edgetpu.lib.plots import embeddings_png
 from facenet_edgetpu.stages import fidelity as F
 
@@ -59,37 +58,6 @@ def test_write_outputs_replaces_the_plots_folder_as_a_whole(tmp_path):
 def test_log_figures_name_every_variant():
     lines = F.log_figures(a_fidelity_record())
     assert [line.split()[0] for line in lines] == list(F.VARIANTS) + list(F.VARIANTS[1:])
-
-
-def test_embed_int8_dequantizes_a_tiny_models_outputs():
-    import tensorflow as tf
-
-    tf.keras.backend.clear_session()
-    inputs = tf.keras.Input(shape=(2,), batch_size=1)
-    dense = tf.keras.layers.Dense(2, use_bias=False, kernel_initializer="identity")
-    model = tf.keras.Model(inputs, dense(inputs))
-    x = np.array([[0.5, -1.0]], np.float32)
-
-    def calibration():
-        for value in np.linspace(-2.0, 2.0, 9, dtype=np.float32):
-            yield [np.array([[value, -value]], np.float32)]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = calibration
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.uint8
-    converter.inference_output_type = tf.uint8
-    int8 = interpreter.interpreter(model_content=converter.convert())
-    scale, zero_point, dtype = interpreter.quantization(int8.get_input_details()[0])
-    assert dtype == np.uint8 and scale > 0
-
-    def quantizer(row):
-        return model_quantize(row, scale, zero_point, dtype)
-
-    embedded = F.embed_int8(int8, x, quantizer, "tiny")
-    assert embedded.shape == (1, 2)
-    assert embedded[0] == pytest.approx(x[0], abs=0.05)
 
 
 def test_float_embeddings_must_have_one_row_per_face(tmp_path):

@@ -11,6 +11,7 @@ import tarfile
 import pytest
 import yaml
 
+from facenet_edgetpu.publish import provenance
 from tests import publish_repo
 
 STATEMENT = "provenance.intoto.json"
@@ -89,7 +90,7 @@ def test_the_statement_is_in_toto_v1_slsa_v1_with_every_material(compiled):
     definition = statement["predicate"]["buildDefinition"]
     with open(os.path.join(repo, "params.yaml"), "r", encoding="utf-8") as handle:
         assert definition["externalParameters"]["params"] == yaml.safe_load(handle)
-    assert definition["internalParameters"]["toolchain"] == publish_repo.TOOLCHAIN
+    assert definition["internalParameters"]["toolchain"] == publish_repo.TOOLCHAIN_KEYS
     dependencies = {entry["name"]: entry for entry in definition["resolvedDependencies"]}
     assert dependencies["source"]["digest"] == {"gitCommit": git_head(repo)}
     assert dependencies["source"]["annotations"]["uncommittedChanges"] == []
@@ -202,3 +203,26 @@ def test_stale_or_missing_outputs_are_refused_and_the_old_bundle_kept(compiled, 
     done = publish_repo.publish(repo, "bundle")
     assert done.returncode == 1 and done.stderr.count("\n") == 1
     assert "models/edgetpu" in done.stderr and "make pull" in done.stderr
+
+
+def test_each_toolchain_image_the_stages_ran_in_is_a_dependency_once():
+    toolchain = {"crop_faces.runtime": "docker sha256:aaa linux/amd64",
+                 "float_model.runtime": "docker sha256:bbb linux/amd64 @sha256:ccc",
+                 "float_model.python": "3.7.17",
+                 "calibrate.runtime": "docker sha256:aaa linux/amd64",
+                 "compile.runtime": "local Linux x86_64"}
+    params = {"runner": {"kind": "docker", "image": "facenet-edgetpu-local:latest",
+                         "stages": {"float_model": {"image": "registry/tf115@sha256:ccc"}}}}
+    found = provenance.image_dependencies(toolchain, params)
+    assert [entry["digest"]["sha256"] for entry in found] == ["aaa", "ccc"]
+    assert found[0]["name"] == "toolchain image facenet-edgetpu-local:latest"
+    assert found[1]["uri"] == "docker://registry/tf115@sha256:ccc"
+    assert provenance.image_dependencies({"compile.runtime": "local Linux x86_64"}, params) == []
+
+
+def test_sections_recorded_whole_are_listed_by_dotted_key():
+    lock = {"stages": {"report": {"params": {"toolchain.yaml": {
+        "compile": {"python": "3.11.7", "runtime": "local Linux x86_64"}}}},
+        "compile": {"params": {"toolchain.yaml": {"compile.python": "3.11.7"}}}}}
+    assert provenance.recorded_toolchain(lock) == {
+        "compile.python": "3.11.7", "compile.runtime": "local Linux x86_64"}

@@ -104,7 +104,9 @@ def table(rows: List[Measurement]) -> str:
 
 def run(repo: str, skip_naive: bool, log: str, toolchain_command: List[str]
         ) -> Dict[str, object]:
-    env = dict(os.environ, DVC_NO_ANALYTICS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    # dvc.yaml's commands start `python`: this interpreter's, however bench.py was started
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", TF_CPP_MIN_LOG_LEVEL="2",
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     python = sys.executable
     work = tempfile.mkdtemp(prefix="facenet-bench-")
     try:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
@@ -135,30 +135,41 @@ def input_dependencies(repo: str, params: Mapping[str, Any],
 
 # --- the toolchain ------------------------------------------------------------------------------
 
+def _dotted(keys: Mapping[str, Any]) -> Iterator[Tuple[str, str]]:
+    """toolchain.yaml keys as dvc.lock records them, one string value per dotted key: a stage
+    that depends on the whole file records each stage's section as a mapping."""
+    for key, value in keys.items():
+        if isinstance(value, Mapping):
+            for inner, item in value.items():
+                yield "{}.{}".format(key, inner), str(item)
+        else:
+            yield str(key), str(value)
+
+
 def recorded_toolchain(lock: Mapping[str, Any]) -> Dict[str, str]:
     """The toolchain.yaml keys dvc.lock recorded for the stages, merged; they must agree."""
     toolchain: Dict[str, str] = {}
     for stage_name, stage in sorted((lock.get("stages") or {}).items()):
         keys = ((stage.get("params") or {}).get(TOOLCHAIN_FILE) or {})
-        for key, value in keys.items():
-            if key in toolchain and toolchain[key] != str(value):
+        for key, value in _dotted(keys):
+            if key in toolchain and toolchain[key] != value:
                 raise PublishError(
                     "dvc.lock records two toolchains ({} is {!r} for one stage, {!r} for {}): "
                     "some stages ran under another toolchain; run `make repro` first".format(
-                        key, toolchain[key], str(value), stage_name))
-            toolchain[key] = str(value)
+                        key, toolchain[key], value, stage_name))
+            toolchain[key] = value
     if not toolchain:
         raise PublishError("dvc.lock records no toolchain.yaml keys: run `make repro` first")
     return dict(sorted(toolchain.items()))
 
 
-def image_dependency(runtime: str, params: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
-    """The toolchain image, when the `runtime` key says the stages ran in one."""
+def image_dependency(runtime: str, reference: str) -> Optional[Dict[str, Any]]:
+    """The toolchain image `reference` (params.yaml runner), when the `runtime` key says a
+    stage ran in one."""
     fields = runtime.split()
     if len(fields) < 3 or fields[0] != "docker":
         return None
     image_id, platform = fields[1], fields[2]
-    reference = str((params.get("runner") or {}).get("image", ""))
     annotations = {"imageId": image_id, "platform": platform}
     pulled = [field for field in fields[3:] if field.startswith(DIGEST_MARK)]
     if pulled:   # pulled by registry digest: the digest anyone can pull it by
@@ -168,6 +179,24 @@ def image_dependency(runtime: str, params: Mapping[str, Any]) -> Optional[Dict[s
     annotations["note"] = "a local image (no registry digest): its content id is the digest"
     return {"name": "toolchain image {}".format(reference),
             "digest": {"sha256": image_id.split(":", 1)[-1]}, "annotations": annotations}
+
+
+def image_dependencies(toolchain: Mapping[str, str], params: Mapping[str, Any]
+                       ) -> List[Dict[str, Any]]:
+    """One entry per toolchain image the stages ran in (each stage's `runtime` key; the image
+    a stage names in runner.stages, else runner.image), in stage order, each once."""
+    runner = params.get("runner") or {}
+    per_stage = runner.get("stages") or {}
+    found: List[Dict[str, Any]] = []
+    for key, runtime in sorted(toolchain.items()):
+        stage, _, name = key.rpartition(".")
+        if name != "runtime":
+            continue
+        reference = str((per_stage.get(stage) or {}).get("image") or runner.get("image", ""))
+        image = image_dependency(runtime, reference)
+        if image is not None and image not in found:
+            found.append(image)
+    return found
 
 
 # --- the statement ------------------------------------------------------------------------------
@@ -191,9 +220,7 @@ def build_statement(repo: str, subjects: List[Dict[str, Any]], model_note: str,
                     {"name": LOCK_FILE, "digest": {"sha256": sha256_file(
                         os.path.join(repo, LOCK_FILE))}}]
     dependencies += input_dependencies(repo, params, lock)
-    image = image_dependency(toolchain.get("runtime", ""), params)
-    if image:
-        dependencies.append(image)
+    dependencies += image_dependencies(toolchain, params)
     run_details: Dict[str, Any] = {"builder": {"id": builder_id}}
     if invocation_id:
         run_details["metadata"] = {"invocationId": invocation_id}
