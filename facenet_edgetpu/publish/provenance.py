@@ -184,7 +184,7 @@ def image_dependency(runtime: str, reference: str) -> Optional[Dict[str, Any]]:
 def image_dependencies(toolchain: Mapping[str, str], params: Mapping[str, Any]
                        ) -> List[Dict[str, Any]]:
     """One entry per toolchain image the stages ran in (each stage's `runtime` key; the image
-    a stage names in runner.stages, else runner.image), in stage order, each once."""
+    a stage names in runner.stages, else runner.image), by stage name, each image once."""
     runner = params.get("runner") or {}
     per_stage = runner.get("stages") or {}
     found: List[Dict[str, Any]] = []
