@@ -13,12 +13,12 @@ import shutil
 import subprocess
 import sys
 
-import numpy as np
 import yaml
 
 from edgetpu_analyzer.parse import parse_compiler_stdout
 from edgetpu_analyzer.predict import predict_file
 from edgetpu_analyzer.render import render_compiler_stdout, render_operation_log
+from tests.tiny_models import convert
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(REPO, "tests", "data")
@@ -100,20 +100,7 @@ def tiny_quantized_tflite() -> bytes:
     layers = tf.keras.layers
     inputs = layers.Input((16, 16, 3), batch_size=1)
     hidden = layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
-    model = tf.keras.Model(inputs, layers.Conv2D(4, 1)(hidden))
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-
-    def representative():
-        generator = np.random.default_rng(0)
-        for _ in range(4):
-            yield [generator.uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32)]
-
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.uint8
-    converter.inference_output_type = tf.uint8
-    return converter.convert()
+    return convert(tf.keras.Model(inputs, layers.Conv2D(4, 1)(hidden)), "uint8")
 
 
 def _read(path):

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Dict, List, Optional
 
-import numpy as np
 
 from edgetpu_analyzer.parse import parse_compiler_stdout
 from edgetpu_analyzer.predict import predict_file
@@ -31,6 +30,7 @@ from facenet_edgetpu.core.dvcfile import load_stages
 from facenet_edgetpu.core.params import load_params
 from facenet_edgetpu.lib import records
 from facenet_edgetpu.stages import report
+from tests.tiny_models import convert
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(REPO, "tests", "data")
@@ -104,19 +104,7 @@ def _uint8_model(h5_path: str) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "HDF5 is legacy": the pipeline's model is an .h5
         model.save(h5_path)
-
-    def representative():
-        rng = np.random.default_rng(0)
-        for _ in range(4):
-            yield [rng.uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32)]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.uint8
-    converter.inference_output_type = tf.uint8
-    return converter.convert()
+    return convert(model, "uint8")
 
 
 def predicted_inputs(root: str) -> Inputs:

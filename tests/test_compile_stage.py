@@ -6,13 +6,13 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from edgetpu_analyzer.parse import parse_compiler_stdout, parse_operation_log
 from edgetpu_analyzer.result import PREDICTION_MARKER, STATUS_MAPPED
 from facenet_edgetpu.stages import compile as compile_stage
 from facenet_edgetpu.stages.compile import CompileStageError
+from tests.tiny_models import convert
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAKE_COMPILER = os.path.join(REPO, "tests", "fake_edgetpu_compiler")
@@ -28,18 +28,8 @@ def tiny_int8_model(tmp_path_factory):
     inp = layers.Input((8, 8, 3), batch_size=1)
     x = layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
     x = layers.Dense(2)(layers.GlobalAveragePooling2D()(x))
-    converter = tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(inp, x))
-
-    def representative():
-        for _ in range(3):
-            yield [np.random.default_rng(0).uniform(-1, 1, (1, 8, 8, 3)).astype(np.float32)]
-
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = converter.inference_output_type = tf.int8
     path = tmp_path_factory.mktemp("compile_input") / "facenet_keras.tflite"
-    path.write_bytes(converter.convert())
+    path.write_bytes(convert(tf.keras.Model(inp, x), "int8"))
     return str(path)
 
 

@@ -9,7 +9,6 @@ import random
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from edgetpu_analyzer import cli
@@ -21,29 +20,10 @@ from edgetpu_analyzer.result import (
     STATUS_OTHERWISE_SUPPORTED, STATUS_TWO_D_OUTPUT, STATUS_UNSUPPORTED_DATA_TYPE,
     STATUS_UNSUPPORTED_RANK, STATUS_VERSION_NOT_SUPPORTED, CompileResult)
 from edgetpu_analyzer.tflite_reader import ModelReadError, read_model, read_model_bytes
+from tests.tiny_models import convert
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIB = 1024 * 1024
-
-
-def _convert(model, io_type="int8", quantize=True):
-    import tensorflow as tf
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if quantize:
-        shape = tuple(dim or 1 for dim in model.input_shape)
-
-        def representative():
-            rng = np.random.default_rng(0)
-            for _ in range(4):
-                yield [rng.uniform(-1, 1, shape).astype(np.float32)]
-
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if io_type is not None:
-            converter.inference_input_type = getattr(tf, io_type)
-            converter.inference_output_type = getattr(tf, io_type)
-    return converter.convert()
 
 
 def _build_all(directory):
@@ -125,24 +105,24 @@ def _build_all(directory):
         return model
 
     models = {
-        "dense_500": _convert(dense_stack(500), None),
-        "dense_2020": _convert(dense_stack(2020), None),
-        "two_branches": _convert(two_branches(), "int8"),
-        "wide_rows": _convert(wide_rows(), "int8"),
-        "big_transpose": _convert(big_transpose(), "int8"),
-        "split_outermost": _convert(split_outermost(), "int8"),
-        "mapped_uint8": _convert(branchy(), "uint8"),
-        "mapped_int8": _convert(branchy(), "int8"),
-        "float_io": _convert(branchy(), None),
-        "float_model": _convert(branchy(), quantize=False),
-        "batch2": _convert(branchy(batch=2), "int8"),
-        "leaky_relu": _convert(with_leaky_relu(), "int8"),
-        "rank5": _convert(with_rank5(), "int8"),
-        "grouped_conv": _convert(grouped_conv(), "int8"),
-        "int8_exp": _convert(int8_exp(), "int8"),
-        "bilinear": _convert(bilinear_upsampling(), "int8"),
-        "dynamic_reshape": _convert(keras_reshape_with_dynamic_batch(), "int8"),
-        "dynamic_batch_only": _convert(dynamic_batch_only(), "int8"),
+        "dense_500": convert(dense_stack(500), None),
+        "dense_2020": convert(dense_stack(2020), None),
+        "two_branches": convert(two_branches(), "int8"),
+        "wide_rows": convert(wide_rows(), "int8"),
+        "big_transpose": convert(big_transpose(), "int8"),
+        "split_outermost": convert(split_outermost(), "int8"),
+        "mapped_uint8": convert(branchy(), "uint8"),
+        "mapped_int8": convert(branchy(), "int8"),
+        "float_io": convert(branchy(), None),
+        "float_model": convert(branchy(), quantize=False),
+        "batch2": convert(branchy(batch=2), "int8"),
+        "leaky_relu": convert(with_leaky_relu(), "int8"),
+        "rank5": convert(with_rank5(), "int8"),
+        "grouped_conv": convert(grouped_conv(), "int8"),
+        "int8_exp": convert(int8_exp(), "int8"),
+        "bilinear": convert(bilinear_upsampling(), "int8"),
+        "dynamic_reshape": convert(keras_reshape_with_dynamic_batch(), "int8"),
+        "dynamic_batch_only": convert(dynamic_batch_only(), "int8"),
     }
     paths = {}
     for name, data in models.items():
