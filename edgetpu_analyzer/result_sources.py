@@ -290,7 +290,7 @@ def _lock_toolchain(files: FileTree, lock_path: str, where: str, stage: Optional
 
 # --- git ----------------------------------------------------------------------------------------
 
-def _git(repo: str, *arguments: str) -> Optional[str]:
+def git_stdout(repo: str, *arguments: str) -> Optional[str]:
     """git's stdout, or None when git fails or is not installed."""
     try:
         done = subprocess.run(["git", "-C", repo] + list(arguments), stdout=subprocess.PIPE,
@@ -301,14 +301,14 @@ def _git(repo: str, *arguments: str) -> Optional[str]:
 
 
 def repository_root(repo: str) -> Optional[str]:
-    return _git(repo, "rev-parse", "--show-toplevel")
+    return git_stdout(repo, "rev-parse", "--show-toplevel")
 
 
 def resolve_revision(repo_root: str, revision: str) -> Optional[str]:
     """The commit `revision` names in the repository, or None."""
     if revision.startswith("-"):
         return None  # never let an argument reach git as an option
-    return _git(repo_root, "rev-parse", "--verify", "--quiet", revision + "^{commit}")
+    return git_stdout(repo_root, "rev-parse", "--verify", "--quiet", revision + "^{commit}")
 
 
 # --- one argument -------------------------------------------------------------------------------

@@ -151,7 +151,7 @@ def write_bundle(repo: str = ".", out: str = DEFAULT_BUNDLE, archive: Optional[s
             shutil.copyfile(os.path.join(repo, relative), target)
             sizes[relative] = os.path.getsize(target)
         subjects = [provenance.subject(
-            relative, provenance.sha256_file(os.path.join(staging, *relative.split("/"))),
+            relative, artifacts.sha256_of(os.path.join(staging, *relative.split("/"))),
             {"role": note} if relative == release.model else None)
             for relative in release.files]
         statement = provenance.build_statement(repo, subjects, note, builder_id, invocation_id)
@@ -159,7 +159,7 @@ def write_bundle(repo: str = ".", out: str = DEFAULT_BUNDLE, archive: Optional[s
         with open(os.path.join(staging, README_FILE), "w", encoding="utf-8") as handle:
             handle.write(readme)
         subjects.append(provenance.subject(
-            README_FILE, provenance.sha256_file(os.path.join(staging, README_FILE))))
+            README_FILE, artifacts.sha256_of(os.path.join(staging, README_FILE))))
         statement["subject"] = sorted(subjects, key=lambda entry: entry["name"])
         with open(os.path.join(staging, STATEMENT_FILE), "w", encoding="utf-8") as handle:
             handle.write(artifacts.json_text(statement))

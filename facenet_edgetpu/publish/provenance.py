@@ -16,14 +16,14 @@ stages) the internal ones. No timestamps: the same results give the same stateme
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import subprocess
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+from edgetpu_analyzer.result_sources import git_stdout
+from facenet_edgetpu.core import artifacts
 from facenet_edgetpu.publish.errors import PublishError, one_line
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -34,14 +34,6 @@ LOCK_FILE = "dvc.lock"
 PARAMS_FILE = "params.yaml"
 TOOLCHAIN_FILE = "toolchain.yaml"
 DIGEST_MARK = "@sha256:"      # how the runtime toolchain key records an image pulled by digest
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_yaml(repo: str, name: str, hint: str) -> Dict[str, Any]:
@@ -60,15 +52,6 @@ def read_yaml(repo: str, name: str, hint: str) -> Dict[str, Any]:
 
 # --- the source ---------------------------------------------------------------------------------
 
-def _git(repo: str, *arguments: str) -> Optional[str]:
-    try:
-        done = subprocess.run(["git", "-C", repo] + list(arguments), stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, universal_newlines=True)
-    except OSError:
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def without_credentials(url: str) -> str:
     """A remote URL without user:password@ (a token in a CI clone URL must not be published)."""
     parts = urlsplit(url)
@@ -80,13 +63,13 @@ def without_credentials(url: str) -> str:
 
 def git_dependency(repo: str) -> Dict[str, Any]:
     """The commit built, where it came from, and which tracked files differ from it."""
-    commit = _git(repo, "rev-parse", "--verify", "HEAD^{commit}")
+    commit = git_stdout(repo, "rev-parse", "--verify", "HEAD^{commit}")
     if not commit:
         raise PublishError("{} is not a git repository with a commit: the provenance names the "
                            "commit the release was built from; commit first".format(
                                os.path.abspath(repo)))
-    url = _git(repo, "config", "--get", "remote.origin.url")
-    changed = _git(repo, "status", "--porcelain", "--untracked-files=no") or ""
+    url = git_stdout(repo, "config", "--get", "remote.origin.url")
+    changed = git_stdout(repo, "status", "--porcelain", "--untracked-files=no") or ""
     dependency: Dict[str, Any] = {
         "name": "source",
         "digest": {"gitCommit": commit},
@@ -124,7 +107,7 @@ def input_dependencies(repo: str, params: Mapping[str, Any],
         raise PublishError("the input model {!r} (params.yaml inputs.model) is missing: run "
                            "`make pull` or `make repro`".format(model))
     dependencies.append({"name": model,
-                         "digest": {"sha256": sha256_file(os.path.join(repo, model))}})
+                         "digest": {"sha256": artifacts.sha256_of(os.path.join(repo, model))}})
     photos = str(inputs.get("photos", ""))
     photos_md5 = lock_output_hash(lock, photos) if photos else None
     if photos_md5:
@@ -217,7 +200,7 @@ def build_statement(repo: str, subjects: List[Dict[str, Any]], model_note: str,
     lock = read_yaml(repo, LOCK_FILE, hint)
     toolchain = recorded_toolchain(lock)
     dependencies = [git_dependency(repo),
-                    {"name": LOCK_FILE, "digest": {"sha256": sha256_file(
+                    {"name": LOCK_FILE, "digest": {"sha256": artifacts.sha256_of(
                         os.path.join(repo, LOCK_FILE))}}]
     dependencies += input_dependencies(repo, params, lock)
     dependencies += image_dependencies(toolchain, params)

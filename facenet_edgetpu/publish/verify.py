@@ -14,6 +14,7 @@ import tarfile
 import tempfile
 from typing import Any, Dict, List, NamedTuple, Optional
 
+from facenet_edgetpu.core import artifacts
 from facenet_edgetpu.publish import provenance
 from facenet_edgetpu.publish.bundle import STATEMENT_FILE, bundle_files
 from facenet_edgetpu.publish.errors import PublishError, one_line
@@ -72,7 +73,7 @@ def check_folder(folder: str, statement_path: Optional[str] = None) -> Verdict:
         elif name not in expected:
             problems.append("added: {} (in the bundle, not in the statement)".format(name))
         else:
-            actual = provenance.sha256_file(os.path.join(folder, *name.split("/")))
+            actual = artifacts.sha256_of(os.path.join(folder, *name.split("/")))
             if actual != expected[name]:
                 problems.append("changed: {} (sha256 {}, the statement says {})".format(
                     name, actual, expected[name]))
