@@ -7,6 +7,7 @@ format that the next stage does not follow fails here, without DVC.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -22,10 +23,12 @@ import yaml
 from facenet_edgetpu.core import artifacts
 from facenet_edgetpu.core.errors import PipelineError
 from facenet_edgetpu.core.params import ParamsError
-from facenet_edgetpu.lib import preprocessed, records
+from facenet_edgetpu.lib import interpreter, preprocessed, records
+from facenet_edgetpu.lib.input_quantization import model_quantize
 from facenet_edgetpu.lib.keras_loader import LegacyKerasError
 from facenet_edgetpu.lib.tflite_edit import ModelEditError, activation_tensors
 from facenet_edgetpu.stages import calibrate, fidelity, float_model, float_reference, quantize
+from tests.tiny_models import convert
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INTEGER_DTYPES = {np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int32)}
@@ -277,6 +280,41 @@ def test_calibrate_refuses_ranges_of_tensors_the_model_lacks(small):
         with_ranges(data, {"absent": (0.0, 1.0)})
 
 
+def test_model_edits_write_the_bytes_tensorflows_own_helpers_write(small):
+    """tflite_edit unpacks and packs the schema's object tree itself (TensorFlow's
+    flatbuffer_utils would import all of TensorFlow): the bytes must be the ones that helper
+    writes for the same tree."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from facenet_edgetpu.lib.tflite_edit import exposing, with_ranges
+
+    def tensorflow_round_trip(data):
+        return bytes(flatbuffer_utils.convert_object_to_bytearray(
+            flatbuffer_utils.convert_bytearray_to_object(bytearray(data))))
+
+    with open(small["float"], "rb") as handle:
+        data = handle.read()
+    ranges = {name: (found.min, found.max) for name, found in small["ranges"].tensors.items()}
+    for edited in (exposing(data, []), exposing(data, sorted(activation_tensors(data))),
+                   with_ranges(data, ranges)):
+        assert edited == tensorflow_round_trip(edited)
+    assert exposing(data, []) == tensorflow_round_trip(data)
+
+
+def test_calibrate_does_not_import_tensorflow(small):
+    """A calibration experiment does not pay TensorFlow's import (about 3 s)."""
+    code = textwrap.dedent("""
+        import sys
+        from facenet_edgetpu.stages import calibrate
+        calibrate.calibrate(sys.argv[1], sys.argv[2], sys.argv[3], 3)
+        assert "tensorflow" not in sys.modules, "calibrate imported tensorflow"
+    """)
+    done = subprocess.run([sys.executable, "-c", code, small["float"], small["reference"],
+                           small["faces"]], env=subprocess_env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True)
+    assert done.returncode == 0, done.stdout[-2000:]
+
+
 # --- quantize -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("io_type,ops", [
@@ -417,6 +455,36 @@ def test_fidelity_compares_the_int8_model_with_the_reference_embeddings(small, t
         small["ranges"].tensors[small["info"]["tensors"][0]].min / 255.0, rel=1e-5)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert fidelity.evaluate(quantized, small["faces"], small["reference"])[2] == png
+
+
+def model_quantize_with(quantized, image):
+    scale, zero_point, dtype = quantized
+    return model_quantize(image, scale, zero_point, dtype)
+
+
+def test_int8_embeddings_do_not_depend_on_the_number_of_threads(tmp_path):
+    """fidelity runs the int8 model on every core: integer kernels split the work across
+    threads without changing a result. The model is big enough for the kernels to use both."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(0)
+    inputs = tf.keras.Input((48, 48, 16), batch_size=1)
+    x = tf.keras.layers.Conv2D(64, 3, padding="same", activation="relu")(inputs)
+    x = tf.keras.layers.Conv2D(64, 3, padding="same")(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    path = str(tmp_path / "int8.tflite")
+    artifacts.write_bytes(path, convert(tf.keras.Model(inputs, tf.keras.layers.Dense(32)(x)),
+                                        "uint8"))
+    images = np.random.RandomState(2).uniform(-1, 1, (4, 48, 48, 16)).astype(np.float32)
+    embeddings = []
+    for threads in (1, 2):
+        found = interpreter.interpreter(model_path=path, num_threads=threads)
+        quantized = interpreter.quantization(found.get_input_details()[0])
+        embeddings.append(fidelity.embed_int8(
+            found, images, functools.partial(model_quantize_with, quantized),
+            "{} thread(s)".format(threads)))
+    assert embeddings[0].shape == (4, 32)
+    assert embeddings[0].tobytes() == embeddings[1].tobytes()
 
 
 def test_fidelity_refuses_a_model_whose_input_is_not_the_faces_size(small, tmp_path):

@@ -7,8 +7,9 @@
    own child process, and reads its wall time and peak resident memory from `os.wait4` (the
    largest process of the stage's process tree, which is the stage's Python);
 3. times a no-op `dvc repro`, then a calibration experiment
-   (`dvc exp run -S representative_dataset.max_samples=10`), and prints the models' CPU
-   latency (tools/latency.py);
+   (`dvc exp run -S representative_dataset.max_samples=10`): its wall time, and the stages it
+   reran with their own time and peak memory (the line core/entry.py logs when a stage
+   finishes); then prints the models' CPU latency (tools/latency.py);
 4. runs the seed article's path on the same inputs as one script (tools/seed_naive.py: load
    the h5, convert with a representative-dataset generator, nothing cached) and prints the
    ratio of its time to the pipeline's.
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -58,6 +60,18 @@ def measure(what: str, command: List[str], cwd: str, env: Dict[str, str],
             out.close()
     process.returncode = os.waitstatus_to_exitcode(status)
     return Measurement(what, seconds, usage.ru_maxrss / 1024.0, process.returncode)
+
+
+FINISHED = re.compile(r"^\S+ (\w+): finished in ([0-9.]+) s, peak RSS ([0-9]+) MiB$", re.M)
+
+
+def finished_stages(log: str, start: int) -> List[Measurement]:
+    """The stages that finished after byte `start` of the log, as they reported themselves."""
+    with open(log, "rb") as handle:
+        handle.seek(start)
+        text = handle.read().decode("utf-8", "replace")
+    return [Measurement("  " + stage, float(seconds), float(mib), 0)
+            for stage, seconds, mib in FINISHED.findall(text)]
 
 
 def copy_repository(source: str, destination: str) -> None:
@@ -123,11 +137,15 @@ def run(repo: str, skip_naive: bool, log: str, toolchain_command: List[str]
                             max(s.peak_rss_mib for s in stages),
                             max(s.status for s in stages))
         noop = measure("no-op dvc repro", [python, "-m", "dvc", "repro"], work, env, log)
+        before = os.path.getsize(log)
         experiment = measure(
             "dvc exp run -S representative_dataset.max_samples=10",
             [python, "-m", "dvc", "exp", "run", "-S", "representative_dataset.max_samples=10"],
             work, env, log)
-        rows = stages + [total, noop, experiment]
+        reran = finished_stages(log, before)
+        rows = stages + [total, noop, experiment] + reran + [Measurement(
+            "  stages of the experiment, their own time", sum(s.seconds for s in reran),
+            max([s.peak_rss_mib for s in reran] or [0.0]), experiment.status)]
         naive = None
         if not skip_naive:
             naive = measure("seed's naive path (tools/seed_naive.py)",

@@ -8,12 +8,13 @@
 2. otherwise the stage's section of toolchain.yaml must still describe this environment (so
    dvc.lock never records artifacts under a stale toolchain), and temporary files that a killed
    run of this stage left next to its outputs are removed;
-3. the stage's `main(argv)` runs. A mistake the user can fix (a PipelineError, or a file the
-   system refuses: no space, read-only, no permission) prints one message naming the file and
-   what to do, and exits 1; anything else is a bug and keeps its traceback, with a line saying
-   so. Ctrl-C, SIGTERM and SIGHUP stop the stage through Python's own unwinding, so its
-   temporary files are removed on the way out (only a SIGKILL leaves them, for the next run to
-   remove in step 2).
+3. the stage's `main(argv)` runs, and its last line says how long it took and its peak
+   resident memory (its worker processes included). A mistake the user can fix (a
+   PipelineError, or a file the system refuses: no space, read-only, no permission) prints one
+   message naming the file and what to do, and exits 1; anything else is a bug and keeps its
+   traceback, with a line saying so. Ctrl-C, SIGTERM and SIGHUP stop the stage through
+   Python's own unwinding, so its temporary files are removed on the way out (only a SIGKILL
+   leaves them, for the next run to remove in step 2).
 """
 from __future__ import annotations
 
@@ -24,11 +25,13 @@ import importlib
 import os
 import signal
 import sys
+import time
 import traceback
 from typing import Callable, Iterator, Optional, Sequence
 
 from facenet_edgetpu.core import artifacts, dvcfile, runner, toolchain
 from facenet_edgetpu.core.errors import PipelineError
+from facenet_edgetpu.core.log import get_logger, peak_rss_mib
 from facenet_edgetpu.core.params import load_params
 
 STAGES = ("fetch_inputs", "crop_faces", "representative_dataset", "float_model",
@@ -114,9 +117,13 @@ def run_stage(stage: str, stage_main: StageMain, argv: Sequence[str]) -> int:
         chosen = runner.configured(stage=stage)
         if chosen["kind"] == "docker":
             return runner.run_stage(stage, chosen["image"], argv)
+        start = time.monotonic()
         with _stop_by_unwinding():
             prepare_local_run(stage)
             stage_main(list(argv))
+        # tools/bench.py reads this line to time the stages of a `dvc exp run`
+        get_logger(stage).info("finished in %.1f s, peak RSS %.0f MiB",
+                               time.monotonic() - start, peak_rss_mib())
     except PipelineError as error:
         print("{} failed: {}".format(stage, error), file=sys.stderr)
         return 1

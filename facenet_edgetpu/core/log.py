@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import resource
 import sys
 import time
 from typing import Iterator
@@ -29,3 +30,10 @@ def timed(logger: logging.Logger, what: str) -> Iterator[None]:
     start = time.monotonic()
     yield
     logger.info("%s done in %.1f s", what, time.monotonic() - start)
+
+
+def peak_rss_mib() -> float:
+    """The largest resident memory of this process or of any child it waited for, in MiB
+    (Linux reports kilobytes)."""
+    return max(resource.getrusage(who).ru_maxrss
+               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024.0

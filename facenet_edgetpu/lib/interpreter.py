@@ -8,6 +8,7 @@ and the float reference embeddings need. They are slow (about 1-2 s per FaceNet 
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
@@ -25,6 +26,14 @@ TF2_API = (
 
 class InterpreterError(PipelineError):
     """A model cannot be run as the stage needs it; the message says what to do."""
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def interpreter(model_path: Optional[str] = None, model_content: Optional[bytes] = None,

@@ -1,4 +1,4 @@
-"""Edits of a float TFLite model's flatbuffer, with TensorFlow 2.x's own schema tools.
+"""Edits of a float TFLite model's flatbuffer, with the TFLite schema TensorFlow 2.x installs.
 
 - `activation_tensors`: the tensors calibration needs ranges for (float32, computed, used);
 - `exposing`: the same model with those tensors also listed as outputs, so an interpreter keeps
@@ -6,44 +6,63 @@
 - `with_ranges`: the model with recorded min/max written into each tensor's quantization
   parameters: what the quantizer reads (lib/converter.py).
 
-TensorFlow 2.x only (`tensorflow.lite.tools.flatbuffer_utils`); the stages that use it run in
-the modern image under every runner configuration (docs/containers.md).
+TensorFlow 2.x only: the edits use the TFLite schema module that TensorFlow installs
+(`tensorflow/lite/python/schema_py_generated.py`, plain Python over the `flatbuffers` package,
+so the schema always matches the toolchain's converter). It is loaded from its file without
+importing the `tensorflow` package, which would cost about 3 s of every calibration experiment.
+The stages that use it run in the modern image under every runner configuration
+(docs/containers.md).
 """
 from __future__ import annotations
 
+import functools
+import importlib.util
+import os
 from typing import Any, Dict, Mapping, Sequence, Tuple
+
+import flatbuffers
 
 from facenet_edgetpu.core.errors import PipelineError
 
 FLOAT32 = 0  # TensorType.FLOAT32 of the TFLite schema
+FILE_IDENTIFIER = b"TFL3"
 
 
 class ModelEditError(PipelineError, ValueError):
     """The model cannot be edited here; the message says why and what to do."""
 
 
-def _schema() -> Tuple[Any, Any]:
-    try:
-        from tensorflow.lite.python import schema_py_generated
-        from tensorflow.lite.tools import flatbuffer_utils
-    except ImportError:
-        import tensorflow as tf
+@functools.lru_cache(maxsize=None)
+def _schema() -> Any:
+    """TensorFlow's generated TFLite schema module (object API: ModelT and friends)."""
+    found = importlib.util.find_spec("tensorflow")
+    folders = list(found.submodule_search_locations or []) if found else []
+    for folder in folders:
+        path = os.path.join(folder, "lite", "python", "schema_py_generated.py")
+        if os.path.isfile(path):
+            spec = importlib.util.spec_from_file_location("tflite_schema_of_tensorflow", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+            return module
+    import tensorflow as tf
 
-        raise ModelEditError(
-            "TensorFlow {} cannot edit TFLite flatbuffers (TF 2.x can): run this stage in the "
-            "modern image (params.yaml runner.stages, docs/containers.md)".format(
-                tf.__version__)) from None
-    return flatbuffer_utils, schema_py_generated
+    raise ModelEditError(
+        "TensorFlow {} cannot edit TFLite flatbuffers (TF 2.x can): run this stage in the "
+        "modern image (params.yaml runner.stages, docs/containers.md)".format(
+            tf.__version__))
 
 
 def _as_object(model: bytes) -> Any:
-    flatbuffer_utils, _ = _schema()
-    return flatbuffer_utils.convert_bytearray_to_object(bytearray(model))
+    """The model as the schema's object tree (tensorflow.lite.tools.flatbuffer_utils does the
+    same; that module imports all of TensorFlow)."""
+    schema = _schema()
+    return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(model), 0))
 
 
 def _as_bytes(model_object: Any) -> bytes:
-    flatbuffer_utils, _ = _schema()
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model_object))
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model_object.Pack(builder), file_identifier=FILE_IDENTIFIER)
+    return bytes(builder.Output())
 
 
 def activation_tensors(model: bytes) -> Dict[int, str]:
@@ -80,7 +99,7 @@ def exposing(model: bytes, indices: Sequence[int]) -> bytes:
 def with_ranges(model: bytes, ranges: Mapping[str, Tuple[float, float]]) -> bytes:
     """The model with min/max written into the quantization parameters of the tensors named in
     `ranges`; every name must be a tensor of the model."""
-    _, schema = _schema()
+    schema = _schema()
     graph = _as_object(model)
     tensors = {tensor.name.decode("utf-8"): tensor for tensor in graph.subgraphs[0].tensors}
     missing = sorted(set(ranges) - set(tensors))

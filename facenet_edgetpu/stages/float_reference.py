@@ -64,13 +64,6 @@ def _run_face(row: int) -> FaceResult:
     return row, lows, highs, np.asarray(embedding[0], np.float32)
 
 
-def workers_available() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def run_faces(model_path: str, faces_path: str, tensors: Sequence[int], rows: int,
               workers: int) -> List[FaceResult]:
     """Every face's result, in row order, computed by `workers` processes."""
@@ -104,7 +97,7 @@ def record(model_path: str, faces_dir: str, workers: Optional[int] = None
         model = handle.read()
     tensors = activation_tensors(model)
     indices = sorted(tensors)
-    workers = max(1, min(workers or workers_available(), len(faces.entries)))
+    workers = max(1, min(workers or interpreter.available_cores(), len(faces.entries)))
     with tempfile.TemporaryDirectory(prefix="float-reference-") as scratch:
         exposed = os.path.join(scratch, "exposed.tflite")
         artifacts.write_bytes(exposed, exposing(model, indices))
