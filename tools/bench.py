@@ -142,10 +142,12 @@ def run(repo: str, skip_naive: bool, log: str, toolchain_command: List[str]
             "dvc exp run -S representative_dataset.max_samples=10",
             [python, "-m", "dvc", "exp", "run", "-S", "representative_dataset.max_samples=10"],
             work, env, log)
-        reran = finished_stages(log, before)
-        rows = stages + [total, noop, experiment] + reran + [Measurement(
-            "  stages of the experiment, their own time", sum(s.seconds for s in reran),
-            max([s.peak_rss_mib for s in reran] or [0.0]), experiment.status)]
+        reran = finished_stages(log, before)  # none from a tree older than the log line
+        rows = stages + [total, noop, experiment]
+        if reran:
+            rows += reran + [Measurement("  stages of the experiment, their own time",
+                                         sum(s.seconds for s in reran),
+                                         max(s.peak_rss_mib for s in reran), experiment.status)]
         naive = None
         if not skip_naive:
             naive = measure("seed's naive path (tools/seed_naive.py)",
