@@ -37,6 +37,8 @@ import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GENERATED = ("dvc.lock", "reports", "models/quantization.json", "models/calibration_ranges.json")
+# the line core/entry.py logs when a stage finishes
+FINISHED = re.compile(r"^\S+ (\w+): finished in ([0-9.]+) s, peak RSS ([0-9]+) MiB$", re.M)
 
 
 class Measurement(NamedTuple):
@@ -60,9 +62,6 @@ def measure(what: str, command: List[str], cwd: str, env: Dict[str, str],
             out.close()
     process.returncode = os.waitstatus_to_exitcode(status)
     return Measurement(what, seconds, usage.ru_maxrss / 1024.0, process.returncode)
-
-
-FINISHED = re.compile(r"^\S+ (\w+): finished in ([0-9.]+) s, peak RSS ([0-9]+) MiB$", re.M)
 
 
 def finished_stages(log: str, start: int) -> List[Measurement]:
